@@ -1,0 +1,308 @@
+"""HTTP plumbing for one registry: session, TLS, timeouts, retries, error mapping and pagination.
+
+Nothing above this module touches ``requests`` exceptions: they become :mod:`.errors` types here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from .errors import (
+    ContentTooLarge,
+    DregError,
+    PaginationError,
+    RegistryError,
+    TLSError,
+    TransportError,
+    error_from_response,
+)
+
+__all__ = ["DEFAULT_TIMEOUT", "MAX_MANIFEST_BYTES", "Transport", "default_retry", "normalise_url"]
+
+# Distribution refuses manifests over 4 MiB; anything larger is not a manifest we should hold in memory.
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 60.0)
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+# Called with the 401 response; returns True when it changed something worth one more try (new token).
+ChallengeHandler = Callable[[requests.Response], bool]
+
+
+def default_retry(total: int = 4, backoff: float = 0.25, max_backoff: float = 8.0) -> Retry:
+    """The retry policy: 429/502/503/504 and connection errors, with backoff, honouring Retry-After.
+
+    Only idempotent reads (GET, HEAD) are retried on a status; a connection error that happened
+    before anything was sent is retried for every method, since the server never saw the request.
+    """
+    return Retry(
+        total=total,
+        connect=total,
+        read=total if total else 0,
+        status=total,
+        other=0,
+        allowed_methods=frozenset({"GET", "HEAD"}),
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=backoff,
+        backoff_max=max_backoff,
+        backoff_jitter=backoff,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
+def normalise_url(url: str, *, allow_insecure: bool = True) -> str:
+    """Return the registry's ``.../v2/`` base URL for ``url``.
+
+    >>> normalise_url("http://127.0.0.1:5000")
+    'http://127.0.0.1:5000/v2/'
+    """
+    if not isinstance(url, str) or not url:
+        raise DregError(f"registry URL must be a non-empty string, got {url!r}")
+    if "://" not in url:
+        url = "https://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DregError(f"registry URL {url!r} must be http:// or https:// with a host")
+    if parts.scheme == "http" and not allow_insecure:
+        raise DregError(f"registry URL {url!r} is plain http; say allow_insecure=True if you mean it")
+    if parts.username or parts.password:
+        raise DregError("put credentials in auth=, not in the registry URL")
+    path = parts.path.rstrip("/")
+    if not path.endswith("/v2"):
+        path += "/v2"
+    return f"{parts.scheme}://{parts.netloc}{path}/"
+
+
+class Transport:
+    """One registry's HTTP session.
+
+    ``verify`` is passed with every request rather than set on the session: requests lets
+    ``REQUESTS_CA_BUNDLE`` override ``Session.verify``, which would silently ignore a CA the user named.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        auth: tuple[str, str] | requests.auth.AuthBase | None = None,
+        verify: bool | str = True,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: Retry | int | None = None,
+        pool_size: int = 32,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = normalise_url(url)
+        if not isinstance(verify, (bool, str)):
+            raise DregError(f"verify must be True, False or a CA bundle path, got {type(verify).__name__}")
+        self.verify = verify
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        if auth is not None:
+            self.session.auth = auth
+        if isinstance(retry, int):
+            retry = default_retry(total=retry)
+        adapter = HTTPAdapter(
+            pool_connections=4,
+            pool_maxsize=pool_size,
+            max_retries=retry if retry is not None else default_retry(),
+        )
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = "dreg-frames/0.1"
+        self.challenge_handler: ChallengeHandler | None = None
+        self._origin = _origin(self.base_url)
+        self._lock = threading.Lock()
+        self.requests_made = 0
+
+    def __repr__(self) -> str:
+        return f"Transport({self.base_url!r})"
+
+    @property
+    def host(self) -> str:
+        """``host[:port]`` of the registry, as Docker's config.json keys it."""
+        return urlsplit(self.base_url).netloc
+
+    def url(self, path: str) -> str:
+        """The absolute URL of ``path`` under ``/v2/`` (an absolute URL is checked to be ours)."""
+        absolute = urljoin(self.base_url, path)
+        if _origin(absolute) != self._origin:
+            raise TransportError(f"refusing to follow {absolute.split('?')[0]!r}: not on {self._origin}")
+        return absolute
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str = "",
+        ok: tuple[int, ...] = (200,),
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str | int] | None = None,
+        data: Any = None,
+        stream: bool = False,
+        allow_redirects: bool = True,
+    ) -> requests.Response:
+        """Send one request; return the response if its status is in ``ok``, else raise.
+
+        A 401 is offered to the challenge handler (bearer tokens) and retried once if it helped.
+        """
+        url = self.url(path)
+        for attempt in (1, 2):
+            response = self._send(method, url, headers, params, data, stream, allow_redirects, what)
+            if response.status_code in ok:
+                return response
+            if (
+                response.status_code == 401
+                and attempt == 1
+                and self.challenge_handler is not None
+                and _rewindable(data)
+                and self.challenge_handler(response)
+            ):
+                response.close()
+                _rewind(data)
+                continue
+            break
+        error = error_from_response(response, what)
+        response.close()
+        raise error
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str | int] | None,
+        data: Any,
+        stream: bool,
+        allow_redirects: bool,
+        what: str,
+    ) -> requests.Response:
+        with self._lock:
+            self.requests_made += 1
+        try:
+            return self.session.request(
+                method,
+                url,
+                headers=dict(headers or {}),
+                params=params,
+                data=data,
+                stream=stream,
+                timeout=self.timeout,
+                verify=self.verify,
+                allow_redirects=allow_redirects,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise TLSError(
+                f"{what or method}: TLS verification failed for {self._origin} ({_reason(exc)}); "
+                "pass verify='/path/to/ca.pem' for a private CA"
+            ) from None
+        except requests.exceptions.RetryError as exc:
+            raise TransportError(
+                f"{what or method}: {url.split('?')[0]} kept failing: {_reason(exc)}"
+            ) from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise TransportError(f"{what or method}: cannot reach {self._origin}: {_reason(exc)}") from None
+        except requests.exceptions.RequestException as exc:
+            raise TransportError(f"{what or method}: {url.split('?')[0]}: {_reason(exc)}") from None
+
+    def get_capped(
+        self, path: str, *, what: str, headers: Mapping[str, str] | None = None, cap: int = MAX_MANIFEST_BYTES
+    ) -> tuple[bytes, requests.Response]:
+        """GET ``path`` and read at most ``cap`` bytes of body; a larger body raises ContentTooLarge."""
+        response = self.request("GET", path, what=what, headers=headers, stream=True)
+        try:
+            declared = response.headers.get("Content-Length")
+            if declared is not None and declared.isdigit() and int(declared) > cap:
+                raise ContentTooLarge(response.url.split("?")[0], cap, int(declared))
+            chunks: list[bytes] = []
+            total = 0
+            for chunk in response.iter_content(65536):
+                total += len(chunk)
+                if total > cap:
+                    raise ContentTooLarge(response.url.split("?")[0], cap)
+                chunks.append(chunk)
+            body = b"".join(chunks)
+            if declared is not None and declared.isdigit() and int(declared) != len(body):
+                raise TransportError(f"{what}: body truncated ({len(body)} of {declared} bytes)")
+            return body, response
+        except requests.exceptions.RequestException as exc:
+            raise TransportError(f"{what}: reading the body failed: {_reason(exc)}") from None
+        finally:
+            response.close()
+
+    def get_json(self, path: str, *, what: str, params: Mapping[str, str | int] | None = None) -> Any:
+        response = self.request("GET", path, what=what, params=params)
+        return _json(response, what)
+
+    def paginate(self, path: str, key: str, *, what: str, page_size: int | None = 1000) -> Iterator[str]:
+        """Yield every string of ``key`` across all pages, following ``Link: <...>; rel="next"``.
+
+        If the registry refuses ``page_size`` (400 PAGINATION_NUMBER_INVALID) we fall back to its default.
+        """
+        params: dict[str, str | int] | None = {"n": page_size} if page_size else None
+        try:
+            response = self.request("GET", path, what=what, params=params)
+        except PaginationError:
+            if params is None:
+                raise
+            response = self.request("GET", path, what=what)
+        seen: set[str] = set()
+        while True:
+            body = _json(response, what)
+            values = body.get(key) if isinstance(body, dict) else None
+            if values is None:
+                values = []
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise RegistryError(
+                    f"{what}: {key!r} is not a list of strings",
+                    status=response.status_code,
+                    response=response,
+                )
+            yield from values
+            link = response.links.get("next", {}).get("url")
+            if not link:
+                return
+            next_url = urljoin(response.url, link)
+            if next_url in seen:
+                raise RegistryError(f"{what}: pagination loops at {next_url}", response=response)
+            seen.add(next_url)
+            response = self.request("GET", next_url, what=what)
+
+
+def _json(response: requests.Response, what: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise RegistryError(
+            f"{what}: the registry's answer is not valid JSON", status=response.status_code, response=response
+        ) from None
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _reason(exc: BaseException) -> str:
+    # requests nests urllib3's reason several levels deep; the innermost text is what users need.
+    inner: BaseException = exc
+    while inner.args and isinstance(inner.args[0], BaseException):
+        inner = inner.args[0]
+    reason = getattr(inner, "reason", None)
+    return str(reason or inner)[:300]
+
+
+def _rewindable(data: Any) -> bool:
+    return data is None or isinstance(data, (bytes, str, dict)) or hasattr(data, "seek")
+
+
+def _rewind(data: Any) -> None:
+    if hasattr(data, "seek"):
+        data.seek(0)
