@@ -53,6 +53,7 @@ from .client import (
     push_multiarch,
     sha256_digest,
 )
+from .crawl import Crawl, crawl
 from .local_registry import LocalRegistry
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "BuiltImage",
     "CatalogUnavailable",
     "ContentTooLarge",
+    "Crawl",
     "Descriptor",
     "DigestMismatch",
     "DregError",
@@ -95,6 +97,7 @@ __all__ = [
     "check_digest",
     "check_name",
     "check_tag",
+    "crawl",
     "make_layer",
     "parse_config",
     "parse_manifest",

@@ -7,10 +7,12 @@ import sys
 import time
 from collections.abc import Sequence
 
+import pandas as pd
+
 from .client.errors import DregError
-from .client.manifests import ImageIndex, Manifest
 from .client.mediatypes import short_name
 from .client.registry import Registry
+from .crawl import Crawl, crawl
 from .local_registry import LocalRegistry
 from .sample import seed_registry
 
@@ -25,26 +27,23 @@ def _human(size: float) -> str:
     return f"{size:.1f} TiB"
 
 
-def print_holdings(registry: Registry) -> None:
-    """Print every repository, tag, digest, media type, platforms and size the registry holds."""
-    for name, repo in sorted(registry.repositories().items()):
-        print(name)
-        for tag in sorted(repo.tags()):
-            manifest = repo.get_manifest(tag)
-            if isinstance(manifest, ImageIndex):
-                platforms = ",".join(manifest.platforms)
-                size = sum(
-                    m.size
-                    for d in manifest.manifests
-                    if isinstance(m := repo.get_manifest(d.digest), Manifest)
-                )
-            elif isinstance(manifest, Manifest):
-                platforms = str(repo.get_config(manifest).platform)
-                size = manifest.size
-            else:
-                platforms, size = "?", 0
-            short = short_name(manifest.media_type)
-            print(f"  {tag:<14} {manifest.digest[:19]}  {short:<13} {platforms:<28} {_human(size):>10}")
+def print_holdings(result: Crawl) -> None:
+    """Print every repository and tag the crawl found: digest, media type, platforms, size, created."""
+    tags = result.tags
+    for repository, group in tags.groupby("repository", observed=True, sort=True):
+        print(repository)
+        for row in group.itertuples(index=False):
+            created = row.created.strftime("%Y-%m-%d") if not pd.isna(row.created) else "unknown"
+            flag = " (suspect date)" if row.created_suspect else ""
+            size = _human(float(row.size)) if not pd.isna(row.size) else "?"
+            print(
+                f"  {row.tag!s:<14} {str(row.digest)[:19]}  {short_name(str(row.media_type)):<13} "
+                f"{row.platforms!s:<28} {size:>10}  {created}{flag}"
+            )
+    print(
+        f"\n{len(result.repositories)} repositories, {len(tags)} tags, {len(result.images)} images, "
+        f"{result.layers['layer_digest'].nunique()} distinct layers; {len(result.errors)} errors"
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -56,7 +55,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seeded = seed_registry(registry)
         print(f"local registry at {local.url} (pid {local.pid}), storage {local.storage}")
         print(f"pushed {len(seeded)} sample images in {time.monotonic() - started:.1f}s\n")
-        print_holdings(registry)
+        print_holdings(crawl(registry, progress=False))
         if args.keep_running:
             print(f"\nregistry keeps running at {local.url}; Ctrl-C stops it")
             try:

@@ -107,6 +107,8 @@ class LocalRegistry:
             "log": {"level": "error", "accesslog": {"disabled": True}},
             "storage": {
                 "filesystem": {"rootdirectory": str(self.storage)},
+                # As Debian's packaged config has it: saves a filesystem stat per blob lookup.
+                "cache": {"blobdescriptor": "inmemory"},
                 "delete": {"enabled": self.delete_enabled},
                 "maintenance": {"uploadpurging": {"enabled": False}},
             },

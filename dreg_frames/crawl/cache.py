@@ -1,0 +1,72 @@
+"""A content-addressed on-disk cache of manifests and configs.
+
+Content under a digest never changes, so what is cached is valid forever; each file is checked
+against its digest when read, and written atomically, so an interrupted crawl leaves no torn entry.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ..client.reference import check_digest, sha256_digest
+
+__all__ = ["ContentCache"]
+
+
+class ContentCache:
+    """``cache.get("manifests", digest)`` -> ``(bytes, media_type)`` or None."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(os.path.expanduser(os.fspath(root)))
+        self.hits = 0
+        self.misses = 0
+
+    def __repr__(self) -> str:
+        return f"ContentCache({str(self.root)!r})"
+
+    def _path(self, kind: str, digest: str) -> Path:
+        algorithm, encoded = check_digest(digest).split(":", 1)
+        return self.root / kind / algorithm / encoded
+
+    def get(self, kind: str, digest: str) -> tuple[bytes, str] | None:
+        path = self._path(kind, digest)
+        try:
+            body = path.read_bytes()
+            media_type = path.with_suffix(".type").read_text() if kind == "manifests" else ""
+        except OSError:
+            self.misses += 1
+            return None
+        if digest.startswith("sha256:") and sha256_digest(body) != digest:
+            # A corrupted file is a miss, never content under the wrong digest.
+            self.misses += 1
+            return None
+        self.hits += 1
+        return body, media_type
+
+    def put(self, kind: str, digest: str, body: bytes, media_type: str = "") -> None:
+        path = self._path(kind, digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "manifests":
+            _atomic_write(path.with_suffix(".type"), media_type.encode())
+        _atomic_write(path, body)
+
+    def is_empty(self) -> bool:
+        """True when no manifest has been cached yet (a first crawl gains nothing from HEADs)."""
+        manifests = self.root / "manifests"
+        return not manifests.is_dir() or not any(manifests.rglob("*.type"))
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return self._path(*key).exists()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
