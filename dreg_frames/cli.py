@@ -32,13 +32,13 @@ def print_holdings(result: Crawl) -> None:
     tags = result.tags
     for repository, group in tags.groupby("repository", observed=True, sort=True):
         print(repository)
-        for row in group.itertuples(index=False):
-            created = row.created.strftime("%Y-%m-%d") if not pd.isna(row.created) else "unknown"
-            flag = " (suspect date)" if row.created_suspect else ""
-            size = _human(float(row.size)) if not pd.isna(row.size) else "?"
+        for row in group.to_dict("records"):
+            created = row["created"].strftime("%Y-%m-%d") if not pd.isna(row["created"]) else "unknown"
+            flag = " (suspect date)" if row["created_suspect"] else ""
+            size = _human(float(row["size"])) if not pd.isna(row["size"]) else "?"
             print(
-                f"  {row.tag!s:<14} {str(row.digest)[:19]}  {short_name(str(row.media_type)):<13} "
-                f"{row.platforms!s:<28} {size:>10}  {created}{flag}"
+                f"  {row['tag']!s:<14} {str(row['digest'])[:19]}  {short_name(str(row['media_type'])):<13} "
+                f"{row['platforms']!s:<28} {size:>10}  {created}{flag}"
             )
     print(
         f"\n{len(result.repositories)} repositories, {len(tags)} tags, {len(result.images)} images, "
