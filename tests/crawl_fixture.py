@@ -19,6 +19,7 @@ class Expected:
     digests: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)
     empty: list[str] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)  # manifest/index/config digest -> bytes
 
     def add(
         self,
@@ -29,6 +30,10 @@ class Expected:
         platforms: list[str],
         created: str | None,
     ) -> None:
+        self.sizes[pushed.digest] = len(pushed.raw)
+        for child in children:
+            self.sizes[child.digest] = len(child.raw)
+            self.sizes[child.config.digest] = child.config.size
         for tag in tags:
             self.digests[(repository, tag)] = (pushed.digest, pushed.media_type)
             rows = []

@@ -55,11 +55,24 @@ def test_layers_frame_matches_what_was_pushed(result: Crawl, known: tuple[LocalR
                         size,
                     )
                 )
-    columns = [c for c in LAYER_COLUMNS if c not in ("created_suspect", "layer_media_type")]
+    columns = [
+        c
+        for c in LAYER_COLUMNS
+        if c not in ("created_suspect", "layer_media_type", "config_size", "manifest_size", "digest_size")
+    ]
     got = [tuple(row) for row in result.layers[columns].astype(object).itertuples(index=False)]
     norm = [tuple(None if v is pd.NaT or v is pd.NA else v for v in row) for row in got]
     exp_norm = [tuple(None if v is pd.NaT else v for v in row) for row in expected]
     assert sorted(norm, key=repr) == sorted(exp_norm, key=repr)
+
+
+def test_blob_sizes_of_configs_and_manifests(result: Crawl, known: tuple[LocalRegistry, Expected]) -> None:
+    _, exp = known
+    images = result.images.astype({"digest": str, "manifest_digest": str, "config_digest": str})
+    for row in images.to_dict("records"):
+        assert row["digest_size"] == exp.sizes[row["digest"]]
+        assert row["manifest_size"] == exp.sizes[row["manifest_digest"]]
+        assert row["config_size"] == exp.sizes[row["config_digest"]]
 
 
 def test_nanoseconds_and_suspect_dates(result: Crawl) -> None:

@@ -206,7 +206,7 @@ class Crawler:
                 images.append(self._image(repo, tag, manifest, platform, errors))
         else:
             images.append(self._image(repo, tag, top, None, errors))
-        return TagRecord(name, tag, top.digest, top.media_type, tuple(images)), errors
+        return TagRecord(name, tag, top.digest, top.media_type, tuple(images), len(top.raw)), errors
 
     def _resolve_tag(self, repo: Repository, tag: str) -> AnyManifest:
         if self.resolve == "head":
@@ -282,7 +282,16 @@ class Crawler:
                     repo.name, tag, "child", ManifestError(f"nested index {manifest.digest} is not walked")
                 )
             )
-            return ImageRecord(manifest.digest, manifest.media_type, platform or "unknown", None, None, ())
+            return ImageRecord(
+                manifest.digest,
+                manifest.media_type,
+                platform or "unknown",
+                None,
+                None,
+                (),
+                None,
+                len(manifest.raw),
+            )
         layers = tuple((d.digest, d.size, d.media_type) for d in manifest.layers)
         created: str | None = None
         try:
@@ -300,6 +309,8 @@ class Crawler:
             manifest.config.digest,
             created,
             layers,
+            manifest.config.size,
+            len(manifest.raw),
         )
 
 

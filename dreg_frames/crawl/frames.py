@@ -12,6 +12,8 @@ manifest_digest        the platform manifest (equals ``digest`` for single-arch)
 manifest_media_type    media type of ``manifest_digest``
 platform               ``os/architecture[/variant]``, e.g. ``linux/arm64/v8``
 config_digest          the image config blob
+config_size            bytes of the config blob; manifest_size: of the platform manifest;
+                       digest_size: of what ``digest`` names (index or manifest)
 created                config ``created``: tz-aware UTC, nanosecond precision; NaT when unknown
 created_suspect        True when ``created`` is missing, before 2013 (the Unix epoch of
                        reproducible builds) or in the future
@@ -56,6 +58,9 @@ KEY_COLUMNS = [
     "config_digest",
     "created",
     "created_suspect",
+    "config_size",
+    "manifest_size",
+    "digest_size",
 ]
 LAYER_ONLY = ["layer_index", "layer_digest", "layer_size", "layer_media_type"]
 LAYER_COLUMNS = KEY_COLUMNS + LAYER_ONLY
@@ -71,6 +76,7 @@ TAG_COLUMNS = [
     "created_suspect",
     "size",
     "n_images",
+    "digest_size",
 ]
 ERROR_COLUMNS = ["registry", "repository", "tag", "stage", "error", "message", "status", "digest"]
 REPOSITORY_COLUMNS = ["registry", "repository", "n_tags", "state"]
@@ -96,6 +102,9 @@ _TYPES: dict[str, str] = {
     "layer_size": "Int64",
     "layer_media_type": _CAT,
     "size": "Int64",
+    "config_size": "Int32",
+    "manifest_size": "Int32",
+    "digest_size": "Int32",
     "n_layers": "int32",
     "n_images": "int32",
     "n_tags": "int32",
@@ -190,6 +199,9 @@ def build_frames(
                     image.platform,
                     image.config_digest,
                     image.created,
+                    image.config_size,
+                    image.manifest_size,
+                    record.digest_size,
                     None if unknown else size,
                     len(image.layers),
                 )
@@ -234,8 +246,8 @@ def _tags_from_images(
     images: pd.DataFrame, layers: pd.DataFrame, tags: Sequence[TagRecord], registry: str
 ) -> pd.DataFrame:
     base = pd.DataFrame(
-        [(registry, t.repository, t.tag, t.digest, t.media_type) for t in tags],
-        columns=["registry", "repository", "tag", "digest", "media_type"],
+        [(registry, t.repository, t.tag, t.digest, t.media_type, t.digest_size) for t in tags],
+        columns=["registry", "repository", "tag", "digest", "media_type", "digest_size"],
     )
     if images.empty:
         for column, value in (("platforms", ""), ("created", pd.NaT), ("created_suspect", True), ("size", 0)):

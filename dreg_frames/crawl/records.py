@@ -20,6 +20,8 @@ class ImageRecord:
     config_digest: str | None
     created: str | None  # RFC 3339 as the config has it, nanoseconds included
     layers: tuple[LayerTuple, ...]
+    config_size: int | None = None
+    manifest_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,7 @@ class TagRecord:
     digest: str
     media_type: str
     images: tuple[ImageRecord, ...]
+    digest_size: int | None = None  # bytes of the manifest or index the tag points to
 
 
 @dataclass(frozen=True, slots=True)
