@@ -71,6 +71,7 @@ from .client import (
     sha256_digest,
 )
 from .crawl import Crawl, crawl
+from .delete import execute, plan_delete
 from .local_registry import LocalRegistry
 
 __all__ = [
@@ -124,10 +125,12 @@ __all__ = [
     "check_tag",
     "crawl",
     "duplicates",
+    "execute",
     "make_layer",
     "parse_config",
     "parse_manifest",
     "parse_reference",
+    "plan_delete",
     "plot_age",
     "plot_layer_sharing",
     "plot_storage",

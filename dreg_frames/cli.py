@@ -11,8 +11,10 @@ import pandas as pd
 
 from .client.errors import DregError
 from .client.mediatypes import short_name
+from .client.reference import parse_reference
 from .client.registry import Registry
 from .crawl import Crawl, crawl
+from .delete import execute, plan_delete
 from .local_registry import LocalRegistry
 from .sample import seed_registry
 
@@ -68,6 +70,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry(args: argparse.Namespace) -> Registry:
+    verify: bool | str = args.ca if getattr(args, "ca", None) else not getattr(args, "insecure", False)
+    return Registry.build_with_manual_client(args.url, verify=verify)
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    ref = parse_reference(args.reference)
+    if ref.digest is None:
+        raise DregError(f"delete takes REPOSITORY@DIGEST (by digest only), got {args.reference!r}")
+    registry = _registry(args)
+    result = crawl(registry, [ref.name], progress=False)
+    plan = plan_delete(result, [(ref.name, ref.digest)], registry=registry)
+    row = plan.iloc[0]
+    print(f"{ref.name}@{ref.digest}")
+    print(f"  tags that go with it: {', '.join(row['tags']) or '(none)'}")
+    print(f"  garbage collection would free: {_human(float(row['reclaimable_bytes'] or 0))}")
+    for warning in row["warnings"]:
+        print(f"  warning: {warning}")
+    done = execute(registry, plan, dry_run=not args.yes, audit_log=args.audit_log).iloc[0]
+    print(f"  outcome: {done['outcome']}" + (f" ({done['error']})" if done["error"] else ""))
+    if done["outcome"] == "dry run":
+        print("  nothing changed; pass --yes to delete")
+    return 0 if done["outcome"] in ("deleted", "dry run") else 1
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", help="registry URL, e.g. https://registry.example.com")
+    parser.add_argument("--ca", help="CA bundle (PEM) to verify the registry's certificate")
+    parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dreg-frames", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: a free one)")
     demo.add_argument("--keep-running", action="store_true", help="keep the registry up until Ctrl-C")
     demo.set_defaults(func=cmd_demo)
+
+    delete = sub.add_parser("delete", help="delete one manifest by digest, after showing every tag that goes")
+    _add_connection(delete)
+    delete.add_argument("reference", help="REPOSITORY@sha256:...")
+    mode = delete.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", default=True, help="only log what would go (default)")
+    mode.add_argument("--yes", action="store_true", help="really delete")
+    delete.add_argument("--audit-log", default="audit.csv", help="append-only CSV log (default: audit.csv)")
+    delete.set_defaults(func=cmd_delete)
     return parser
 
 

@@ -28,3 +28,29 @@ def test_console_script_help_runs() -> None:
         [sys.executable, "-m", "dreg_frames", "--help"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0 and "demo" in done.stdout
+
+
+def test_delete_command_dry_run_then_yes(
+    registry_server: object, tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pathlib import Path
+
+    from dreg_frames import LocalRegistry, Registry, make_layer, push_image
+
+    from .conftest import unique_name
+
+    assert isinstance(registry_server, LocalRegistry) and isinstance(tmp_path, Path)
+    registry = Registry.build_with_manual_client(registry_server.url)
+    repo = registry.repository(unique_name("cli-delete"))
+    pushed = push_image(repo, [make_layer({"c": b"cli"})], ["v1", "v1.0"])
+    log = tmp_path / "audit.csv"
+    ref = f"{repo.name}@{pushed.digest}"
+    assert main(["delete", registry_server.url, ref, "--audit-log", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "tags that go with it: v1, v1.0" in out and "outcome: dry run" in out
+    assert sorted(repo.tags()) == ["v1", "v1.0"]
+    assert main(["delete", registry_server.url, ref, "--yes", "--audit-log", str(log)]) == 0
+    assert "outcome: deleted" in capsys.readouterr().out
+    assert repo.check_manifest(pushed.digest) is None
+    assert main(["delete", registry_server.url, f"{repo.name}:v1"]) == 2
+    assert "by digest only" in capsys.readouterr().err

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ._frames import as_frame, codes
 
-__all__ = ["blob_references", "reclaimable", "storage_usage"]
+__all__ = ["blob_references", "reclaimable", "reclaimable_each", "storage_usage"]
 
 _NEEDED = ["repository", "tag", "digest", "manifest_digest", "layer_digest", "layer_size"]
 TOTAL = "(registry total)"
@@ -242,7 +242,18 @@ def reclaimable(
 
         reclaimable(result.layers, stale(result.images))["size"].sum()
     """
+    return _reclaim(_refs(frame), digests, delete_untagged)
+
+
+def reclaimable_each(
+    frame: Any, pairs: Iterable[tuple[str, str]], *, delete_untagged: bool = True
+) -> list[int]:
+    """Bytes garbage collection would free for each ``(repository, digest)`` deleted on its own."""
     r = _refs(frame)
+    return [int(_reclaim(r, [pair], delete_untagged)["size"].sum()) for pair in pairs]
+
+
+def _reclaim(r: _Refs, digests: Any, delete_untagged: bool) -> pd.DataFrame:
     deleted = _deleted_mask(digests, r)
     keeps = ~deleted
     if not delete_untagged:

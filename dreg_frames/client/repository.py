@@ -8,7 +8,7 @@ from typing import IO, TYPE_CHECKING
 
 import requests
 
-from .errors import DigestMismatch, ManifestError, NotFound, RegistryError
+from .errors import DigestMismatch, ManifestError, NotFound, RegistryError, UnsupportedOperation
 from .http import MAX_MANIFEST_BYTES, Transport
 from .manifests import AnyManifest, Descriptor, ImageConfig, Manifest, parse_config, parse_manifest
 from .mediatypes import ACCEPT_MANIFESTS
@@ -158,6 +158,28 @@ class Repository:
         self._client.request(
             "DELETE", f"{self.name}/manifests/{digest}", what=f"delete {self.name}@{digest}", ok=(202, 200)
         )
+
+    def deletes_enabled(self) -> bool | None:
+        """Whether the registry accepts manifest deletes here, asked without deleting anything.
+
+        DELETE of the all-zero digest, which no content can have: Distribution answers 405
+        UNSUPPORTED when deletes are disabled and 404 when they are enabled. None when the answer
+        says neither (another registry's behaviour, or an auth error).
+        """
+        try:
+            self._client.request(
+                "DELETE",
+                f"{self.name}/manifests/sha256:{'0' * 64}",
+                what=f"probe deletes on {self.name}",
+                ok=(202,),
+            )
+        except UnsupportedOperation:
+            return False
+        except NotFound:
+            return True
+        except RegistryError:
+            return None
+        return True
 
     # -- blobs ------------------------------------------------------------------------------------
     def get_blob(self, digest: str, *, stream: bool = True) -> requests.Response:
