@@ -72,6 +72,7 @@ from .client import (
 )
 from .crawl import Crawl, crawl
 from .delete import execute, plan_delete
+from .demo import load_sample
 from .local_registry import LocalRegistry
 
 __all__ = [
@@ -126,6 +127,7 @@ __all__ = [
     "crawl",
     "duplicates",
     "execute",
+    "load_sample",
     "make_layer",
     "parse_config",
     "parse_manifest",

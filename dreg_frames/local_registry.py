@@ -9,6 +9,7 @@ storage directory, stopped by its pid::
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -142,6 +143,9 @@ class LocalRegistry:
             )
             log.close()
             if self._wait_ready(timeout):
+                # The registry runs in its own session, so it would outlive a notebook kernel or a
+                # crashed script: stop it when this interpreter exits, whatever the caller forgot.
+                atexit.register(self.stop)
                 return self
             self.stop()
         raise DregError(f"the local registry did not start; see {self.log_path}: {self._log_tail()}")
