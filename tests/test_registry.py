@@ -82,3 +82,14 @@ def test_unreachable_registry_is_a_transport_error() -> None:
     registry = Registry.build_with_manual_client(f"http://127.0.0.1:{free_port()}/v2/", retry=0)
     with pytest.raises(TransportError, match="cannot reach"):
         registry.ping()
+
+
+def test_docker_hub_names_are_normalised() -> None:
+    from dreg_frames.client.credentials import registry_key
+
+    hub = Registry.build_with_manual_client("docker.io")
+    assert hub.url == "https://registry-1.docker.io/v2/"
+    assert hub.repository("nginx").name == "library/nginx"
+    assert hub.repository("bitnami/redis").name == "bitnami/redis"
+    assert registry_key(hub.url) is None  # Docker's config keys Hub as its index, not by host
+    assert registry_key("http://127.0.0.1:5000/v2/") == "127.0.0.1:5000"

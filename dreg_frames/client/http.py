@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -15,6 +15,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from .auth import AuthService, RegistryAuth
+from .credentials import Credentials, docker_config_credentials
 from .errors import (
     ContentTooLarge,
     DregError,
@@ -31,9 +33,6 @@ __all__ = ["DEFAULT_TIMEOUT", "MAX_MANIFEST_BYTES", "Transport", "default_retry"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 60.0)
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-
-# Called with the 401 response; returns True when it changed something worth one more try (new token).
-ChallengeHandler = Callable[[requests.Response], bool]
 
 
 def default_retry(total: int = 4, backoff: float = 0.25, max_backoff: float = 8.0) -> Retry:
@@ -63,6 +62,8 @@ def normalise_url(url: str, *, allow_insecure: bool = True) -> str:
 
     >>> normalise_url("http://127.0.0.1:5000")
     'http://127.0.0.1:5000/v2/'
+    >>> normalise_url("docker.io")
+    'https://registry-1.docker.io/v2/'
     """
     if not isinstance(url, str) or not url:
         raise DregError(f"registry URL must be a non-empty string, got {url!r}")
@@ -78,7 +79,10 @@ def normalise_url(url: str, *, allow_insecure: bool = True) -> str:
     path = parts.path.rstrip("/")
     if not path.endswith("/v2"):
         path += "/v2"
-    return f"{parts.scheme}://{parts.netloc}{path}/"
+    netloc = parts.netloc
+    if parts.hostname in ("docker.io", "index.docker.io"):
+        netloc = "registry-1.docker.io"  # where Docker Hub's registry API answers
+    return f"{parts.scheme}://{netloc}{path}/"
 
 
 class Transport:
@@ -93,7 +97,9 @@ class Transport:
         self,
         url: str,
         *,
-        auth: tuple[str, str] | requests.auth.AuthBase | None = None,
+        auth: tuple[str, str] | Credentials | requests.auth.AuthBase | None = None,
+        auth_service: AuthService | None = None,
+        docker_config: bool = True,
         verify: bool | str = True,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         retry: Retry | int | None = None,
@@ -114,8 +120,25 @@ class Transport:
                 verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self.verify = verify
         self.session = session
-        if auth is not None:
-            self.session.auth = auth
+        if isinstance(auth, requests.auth.AuthBase):
+            self.session.auth = auth  # the caller's own requests auth, used as given
+            credentials: Credentials | None = None
+        elif isinstance(auth, tuple):
+            if len(auth) != 2 or not all(isinstance(part, str) for part in auth):
+                raise DregError("auth must be a (user, password) pair of strings")
+            credentials = Credentials(auth[0], auth[1])
+        else:
+            credentials = auth
+        self.auth = RegistryAuth(
+            credentials,
+            auth_service=auth_service,
+            verify=verify,
+            timeout=timeout,
+            # Docker's config is read only when the registry first asks for credentials.
+            credentials_loader=(lambda: docker_config_credentials(self.base_url))
+            if auth is None and docker_config
+            else None,
+        )
         if isinstance(retry, int):
             retry = default_retry(total=retry)
         adapter = HTTPAdapter(
@@ -126,7 +149,6 @@ class Transport:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = "dreg-frames/0.1"
-        self.challenge_handler: ChallengeHandler | None = None
         self._origin = _origin(self.base_url)
         self._lock = threading.Lock()
         self.requests_made = 0
@@ -161,24 +183,35 @@ class Transport:
     ) -> requests.Response:
         """Send one request; return the response if its status is in ``ok``, else raise.
 
-        A 401 is offered to the challenge handler (bearer tokens) and retried once if it helped.
+        A 401 is answered from its challenge (Basic credentials, or a bearer token for the scope)
+        and the request sent again, once; a second 401 is an :class:`AuthenticationError`, or
+        :class:`PermissionDenied` when the token lacks the rights.
         """
         url = self.url(path)
+        relative = url[len(self.base_url) :] if url.startswith(self.base_url) else ""
+        sent = dict(headers or {})
+        header = self.auth.authorization(method, relative)
+        if header:
+            sent["Authorization"] = header
+        start = data.tell() if hasattr(data, "tell") else None
         for attempt in (1, 2):
-            response = self._send(method, url, headers, params, data, stream, allow_redirects, what)
+            response = self._send(method, url, sent, params, data, stream, allow_redirects, what)
             if response.status_code in ok:
                 return response
-            if (
-                response.status_code == 401
-                and attempt == 1
-                and self.challenge_handler is not None
-                and _rewindable(data)
-                and self.challenge_handler(response)
-            ):
+            if response.status_code != 401 or self.session.auth is not None:
+                break
+            try:
+                sent["Authorization"] = self.auth.answer(
+                    response, method, relative, attempt, sent.get("Authorization")
+                )
+            except DregError as exc:
                 response.close()
-                _rewind(data)
-                continue
-            break
+                if what and not str(exc).startswith(what):
+                    exc.args = (f"{what}: {exc}",)
+                raise
+            response.close()
+            if start is not None:
+                data.seek(start)
         error = error_from_response(response, what)
         response.close()
         raise error
@@ -307,12 +340,3 @@ def _reason(exc: BaseException) -> str:
         inner = inner.args[0]
     reason = getattr(inner, "reason", None)
     return str(reason or inner)[:300]
-
-
-def _rewindable(data: Any) -> bool:
-    return data is None or isinstance(data, (bytes, str, dict)) or hasattr(data, "seek")
-
-
-def _rewind(data: Any) -> None:
-    if hasattr(data, "seek"):
-        data.seek(0)

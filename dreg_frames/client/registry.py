@@ -8,6 +8,8 @@ from collections.abc import Mapping
 import requests
 from urllib3.util.retry import Retry
 
+from .auth import AuthService
+from .credentials import DOCKER_HUB_HOSTS, Credentials
 from .errors import CatalogUnavailable, NotFound, UnsupportedOperation
 from .http import DEFAULT_TIMEOUT, Transport
 from .reference import check_name
@@ -41,7 +43,9 @@ class Registry:
         cls,
         url: str,
         *,
-        auth: tuple[str, str] | requests.auth.AuthBase | None = None,
+        auth: tuple[str, str] | Credentials | requests.auth.AuthBase | None = None,
+        auth_service: AuthService | None = None,
+        docker_config: bool = True,
         verify: bool | str = True,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         retry: Retry | int | None = None,
@@ -49,11 +53,23 @@ class Registry:
     ) -> Registry:
         """A registry at ``url`` (``https://host[:port]/v2/``).
 
-        ``auth`` is ``(user, password)`` for Basic auth; ``verify`` is True, False or a CA bundle
-        path, honoured even when ``REQUESTS_CA_BUNDLE`` is set.
+        ``auth`` is ``(user, password)``, used for Basic auth or to get bearer tokens, whichever the
+        registry asks for; without it, Docker's config.json (and its credential helpers) is looked
+        up when the registry first asks (``docker_config=False`` turns that off). ``auth_service``
+        is a dreg-client style token service (``request_token(scope)``) for hand-made setups.
+        ``verify`` is True, False or a CA bundle path, honoured even when ``REQUESTS_CA_BUNDLE`` is set.
         """
         return cls(
-            Transport(url, auth=auth, verify=verify, timeout=timeout, retry=retry, pool_size=pool_size)
+            Transport(
+                url,
+                auth=auth,
+                auth_service=auth_service,
+                docker_config=docker_config,
+                verify=verify,
+                timeout=timeout,
+                retry=retry,
+                pool_size=pool_size,
+            )
         )
 
     @property
@@ -126,6 +142,8 @@ class Registry:
             name = f"{namespace}/{repository}"
         else:
             name = repository
+        if "/" not in name and self._client.host in DOCKER_HUB_HOSTS:
+            name = f"library/{name}"  # Docker Hub's official images: "nginx" is "library/nginx"
         check_name(name)
         with self._lock:
             return self._get_or_make(name)
