@@ -14,9 +14,11 @@ from pathlib import Path
 import bcrypt
 import pytest
 import requests
+import urllib3
 
 from dreg_frames import (
     AuthenticationError,
+    DregError,
     LocalRegistry,
     PermissionDenied,
     Registry,
@@ -318,5 +320,22 @@ def test_tls_unknown_ca_fails_clearly(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(other))
     with pytest.raises(TLSError):
         Registry.build_with_manual_client(server.url, retry=0).ping()
-    # only an explicit verify=False turns verification off
-    Registry.build_with_manual_client(server.url, verify=False).ping()
+    # only an explicit verify=False turns verification off, and urllib3 still says so
+    with pytest.warns(urllib3.exceptions.InsecureRequestWarning):
+        Registry.build_with_manual_client(server.url, verify=False).ping()
+    # a string is a CA path, never a way to say "off"
+    with pytest.raises(DregError, match="no CA bundle there"):
+        Registry.build_with_manual_client(server.url, verify="false")
+
+
+def test_credentials_never_reach_the_audit_log(htpasswd_server: LocalRegistry, tmp_path: Path) -> None:
+    from dreg_frames import crawl, execute, plan_delete
+
+    registry = Registry.build_with_manual_client(htpasswd_server.url, auth=READER)
+    repo = registry.repository("basic/audited")
+    pushed = push_image(repo, [make_layer({"a": b"audited"})], ["v1"])
+    log = tmp_path / "audit.csv"
+    plan = plan_delete(crawl(registry, [repo.name], progress=False), [pushed.digest])
+    assert list(execute(registry, plan, dry_run=False, audit_log=log)["outcome"]) == ["deleted"]
+    text = log.read_text()
+    assert READER[1] not in text and "Authorization" not in text and "deleted" in text

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -27,7 +28,14 @@ from .errors import (
     error_from_response,
 )
 
-__all__ = ["DEFAULT_TIMEOUT", "MAX_MANIFEST_BYTES", "Transport", "default_retry", "normalise_url"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MAX_MANIFEST_BYTES",
+    "BoundedRetry",
+    "Transport",
+    "default_retry",
+    "normalise_url",
+]
 
 # Distribution refuses manifests over 4 MiB; anything larger is not a manifest we should hold in memory.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -35,16 +43,59 @@ DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 60.0)
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
-def default_retry(total: int = 4, backoff: float = 0.25, max_backoff: float = 8.0) -> Retry:
-    """The retry policy: 429/502/503/504 and connection errors, with backoff, honouring Retry-After.
+class BoundedRetry(Retry):
+    """urllib3's Retry with two more bounds: a ``Retry-After`` longer than ``max_retry_after`` is
+    cut to it, and no retry starts once ``deadline`` seconds have passed since the first attempt.
 
-    Only idempotent reads (GET, HEAD) are retried on a status; a connection error that happened
-    before anything was sent is retried for every method, since the server never saw the request.
+    (urllib3 would otherwise sleep for whatever a registry's ``Retry-After`` says, an hour included.)
     """
-    return Retry(
+
+    def __init__(
+        self,
+        *args: Any,
+        max_retry_after: float = 30.0,
+        deadline: float = 120.0,
+        started: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_retry_after = max_retry_after
+        self.deadline = deadline
+        self.started = started if started is not None else time.monotonic()
+
+    def new(self, **kw: Any) -> BoundedRetry:
+        kw.setdefault("max_retry_after", self.max_retry_after)
+        kw.setdefault("deadline", self.deadline)
+        kw.setdefault("started", self.started)
+        fresh: BoundedRetry = super().new(**kw)
+        return fresh
+
+    def get_retry_after(self, response: Any) -> float | None:
+        wait = super().get_retry_after(response)
+        return None if wait is None else min(wait, self.max_retry_after)
+
+    def is_exhausted(self) -> bool:
+        return super().is_exhausted() or time.monotonic() - self.started > self.deadline
+
+
+def default_retry(
+    total: int = 4,
+    backoff: float = 0.25,
+    max_backoff: float = 8.0,
+    max_retry_after: float = 30.0,
+    deadline: float = 120.0,
+) -> Retry:
+    """The retry policy: 429/502/503/504 and connection errors, with exponential backoff and jitter,
+    honouring ``Retry-After`` (capped at ``max_retry_after``), at most ``total`` retries and no new
+    retry after ``deadline`` seconds.
+
+    Only idempotent reads (GET, HEAD) are retried on a status or a failed read; a connection that
+    could not be made is retried for every method, since the server never saw the request.
+    """
+    return BoundedRetry(
         total=total,
         connect=total,
-        read=total if total else 0,
+        read=total,
         status=total,
         other=0,
         allowed_methods=frozenset({"GET", "HEAD"}),
@@ -54,6 +105,8 @@ def default_retry(total: int = 4, backoff: float = 0.25, max_backoff: float = 8.
         backoff_jitter=backoff,
         respect_retry_after_header=True,
         raise_on_status=False,
+        max_retry_after=max_retry_after,
+        deadline=deadline,
     )
 
 
@@ -109,6 +162,11 @@ class Transport:
         self.base_url = normalise_url(url)
         if not isinstance(verify, (bool, str)):
             raise DregError(f"verify must be True, False or a CA bundle path, got {type(verify).__name__}")
+        if isinstance(verify, str) and not os.path.exists(verify):
+            # verify="false" or a typo must never end up meaning "do not verify"
+            raise DregError(
+                f"verify={verify!r}: no CA bundle there; pass verify=False to turn verification off"
+            )
         self.timeout = timeout
         if session is None:
             session = requests.Session()
@@ -258,7 +316,22 @@ class Transport:
     def get_capped(
         self, path: str, *, what: str, headers: Mapping[str, str] | None = None, cap: int = MAX_MANIFEST_BYTES
     ) -> tuple[bytes, requests.Response]:
-        """GET ``path`` and read at most ``cap`` bytes of body; a larger body raises ContentTooLarge."""
+        """GET ``path`` and read at most ``cap`` bytes of body; a larger body raises ContentTooLarge.
+
+        A body cut short (reset, truncated) is fetched again, twice at most: these are small,
+        idempotent reads, and urllib3 only retries failures before the answer starts.
+        """
+        for attempt in range(3):
+            try:
+                return self._get_capped_once(path, what=what, headers=headers, cap=cap)
+            except _BrokenBody as exc:
+                if attempt == 2:
+                    raise TransportError(str(exc)) from None
+        raise AssertionError("unreachable")
+
+    def _get_capped_once(
+        self, path: str, *, what: str, headers: Mapping[str, str] | None, cap: int
+    ) -> tuple[bytes, requests.Response]:
         response = self.request("GET", path, what=what, headers=headers, stream=True)
         try:
             declared = response.headers.get("Content-Length")
@@ -273,10 +346,10 @@ class Transport:
                 chunks.append(chunk)
             body = b"".join(chunks)
             if declared is not None and declared.isdigit() and int(declared) != len(body):
-                raise TransportError(f"{what}: body truncated ({len(body)} of {declared} bytes)")
+                raise _BrokenBody(f"{what}: body truncated ({len(body)} of {declared} bytes)")
             return body, response
         except requests.exceptions.RequestException as exc:
-            raise TransportError(f"{what}: reading the body failed: {_reason(exc)}") from None
+            raise _BrokenBody(f"{what}: reading the body failed: {_reason(exc)}") from None
         finally:
             response.close()
 
@@ -317,6 +390,10 @@ class Transport:
                 raise RegistryError(f"{what}: pagination loops at {next_url}", response=response)
             seen.add(next_url)
             response = self.request("GET", next_url, what=what)
+
+
+class _BrokenBody(Exception):
+    """A body that broke off while being read (internal: becomes TransportError after retries)."""
 
 
 def _json(response: requests.Response, what: str) -> Any:

@@ -11,7 +11,7 @@ import requests
 from .errors import DigestMismatch, ManifestError, NotFound, RegistryError, UnsupportedOperation
 from .http import MAX_MANIFEST_BYTES, Transport
 from .manifests import AnyManifest, Descriptor, ImageConfig, Manifest, parse_config, parse_manifest
-from .mediatypes import ACCEPT_MANIFESTS
+from .mediatypes import ACCEPT_MANIFESTS, SCHEMA1_TYPES
 from .reference import check_digest, check_name, check_reference, is_digest, sha256_digest
 
 if TYPE_CHECKING:
@@ -308,4 +308,5 @@ class Repository:
 
 
 def _is_schema1(response: requests.Response) -> bool:
-    return "manifest.v1" in response.headers.get("Content-Type", "")
+    # Exact types: "manifest.v1" also occurs in the OCI manifest's media type.
+    return response.headers.get("Content-Type", "").split(";")[0].strip() in SCHEMA1_TYPES
