@@ -10,9 +10,10 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -27,6 +28,7 @@ from .errors import (
     TransportError,
     error_from_response,
 )
+from .readpool import ReadPool
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -168,6 +170,7 @@ class Transport:
                 f"verify={verify!r}: no CA bundle there; pass verify=False to turn verification off"
             )
         self.timeout = timeout
+        own_session = session is None
         if session is None:
             session = requests.Session()
             # requests re-reads proxy, netrc and CA-bundle variables from os.environ on every request
@@ -199,11 +202,12 @@ class Transport:
         )
         if isinstance(retry, int):
             retry = default_retry(total=retry)
-        adapter = HTTPAdapter(
-            pool_connections=4,
-            pool_maxsize=pool_size,
-            max_retries=retry if retry is not None else default_retry(),
-        )
+        policy = retry if retry is not None else default_retry()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=policy)
+        # Reads skip requests' per-request overhead unless something only requests does is in play.
+        self._reads: ReadPool | None = None
+        if own_session and not session.proxies and not isinstance(auth, requests.auth.AuthBase):
+            self._reads = ReadPool(verify=verify, timeout=timeout, retry=policy, pool_size=pool_size)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = "dreg-frames/0.1"
@@ -287,6 +291,8 @@ class Transport:
     ) -> requests.Response:
         with self._lock:
             self.requests_made += 1
+        if self._reads is not None and method in ("GET", "HEAD") and data is None and allow_redirects:
+            return self._fast(method, url, headers, params, stream, what)
         try:
             return self.session.request(
                 method,
@@ -311,6 +317,41 @@ class Transport:
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             raise TransportError(f"{what or method}: cannot reach {self._origin}: {_reason(exc)}") from None
         except requests.exceptions.RequestException as exc:
+            raise TransportError(f"{what or method}: {url.split('?')[0]}: {_reason(exc)}") from None
+
+    def _fast(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str | int] | None,
+        stream: bool,
+        what: str,
+    ) -> requests.Response:
+        assert self._reads is not None
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode({k: str(v) for k, v in params.items()})
+        sent = {
+            "User-Agent": str(self.session.headers.get("User-Agent", "dreg-frames")),
+            **dict(headers or {}),
+        }
+        try:
+            return self._reads.send(method, url, sent, stream)
+        except urllib3.exceptions.MaxRetryError as exc:
+            reason = exc.reason
+            if isinstance(reason, urllib3.exceptions.SSLError):
+                raise TLSError(
+                    f"{what or method}: TLS verification failed for {self._origin} ({reason}); "
+                    "pass verify='/path/to/ca.pem' for a private CA"
+                ) from None
+            if isinstance(reason, urllib3.exceptions.ResponseError):
+                raise TransportError(
+                    f"{what or method}: {url.split('?')[0]} kept failing: {reason}"
+                ) from None
+            raise TransportError(f"{what or method}: cannot reach {self._origin}: {_reason(exc)}") from None
+        except urllib3.exceptions.SSLError as exc:
+            raise TLSError(f"{what or method}: TLS verification failed for {self._origin} ({exc})") from None
+        except urllib3.exceptions.HTTPError as exc:
             raise TransportError(f"{what or method}: {url.split('?')[0]}: {_reason(exc)}") from None
 
     def get_capped(
