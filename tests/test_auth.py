@@ -31,7 +31,7 @@ from dreg_frames.client.credentials import Credentials
 
 from .fault_proxy import Exchange, FaultProxy, Reply
 from .pki import self_signed, server_cert
-from .token_server import ADMIN, ISSUER, REFRESH_TOKEN, SERVICE, TokenServer
+from .token_server import ADMIN, REFRESH_TOKEN, SERVICE, TokenServer
 
 READER = ("reader", "pa55-w0rd-reader")
 
@@ -56,19 +56,10 @@ def token_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Loca
     folder = tmp_path_factory.mktemp("token")
     signer = self_signed("dreg-token-signer", ca=False)
     cert, _ = signer.write(folder, "signer")
-    with TokenServer(signer) as tokens:
-        auth = {
-            "token": {
-                "realm": tokens.realm,
-                "service": SERVICE,
-                "issuer": ISSUER,
-                "rootcertbundle": str(cert),
-            }
-        }
-        with LocalRegistry(auth=auth) as server:
-            admin = Registry.build_with_manual_client(server.url, auth=ADMIN)
-            push_image(admin.repository("team/app"), [make_layer({"t": b"token"})], ["v1"])
-            yield server, tokens
+    with TokenServer(signer) as tokens, LocalRegistry(auth=tokens.registry_auth(cert)) as server:
+        admin = Registry.build_with_manual_client(server.url, auth=ADMIN)
+        push_image(admin.repository("team/app"), [make_layer({"t": b"token"})], ["v1"])
+        yield server, tokens
 
 
 def test_htpasswd_right_credentials(htpasswd_server: LocalRegistry) -> None:
@@ -146,27 +137,21 @@ def test_tokens_are_cached_per_scope_and_not_stampeded(
 def test_an_expiring_token_is_renewed_before_it_fails(tmp_path: Path) -> None:
     signer = self_signed("short-lived", ca=False)
     cert, _ = signer.write(tmp_path, "signer")
-    with TokenServer(signer, expires_in=2) as tokens:
-        auth = {
-            "token": {
-                "realm": tokens.realm,
-                "service": SERVICE,
-                "issuer": ISSUER,
-                "rootcertbundle": str(cert),
-            }
-        }
-        with LocalRegistry(auth=auth) as server:
-            registry = Registry.build_with_manual_client(server.url, auth=ADMIN)
-            repo = registry.repository("short/app")
-            push_image(repo, [make_layer({"s": b"short"})], ["v1"])
-            assert repo.check_manifest("v1") is not None
-            fetched = len(tokens.requests)
-            time.sleep(2.1)
-            sent = registry.client.requests_made
-            assert repo.check_manifest("v1") is not None
-            # renewed up front: one request, no 401 round trip, one more token
-            assert registry.client.requests_made - sent == 1
-            assert len(tokens.requests) == fetched + 1
+    with (
+        TokenServer(signer, expires_in=2) as tokens,
+        LocalRegistry(auth=tokens.registry_auth(cert)) as server,
+    ):
+        registry = Registry.build_with_manual_client(server.url, auth=ADMIN)
+        repo = registry.repository("short/app")
+        push_image(repo, [make_layer({"s": b"short"})], ["v1"])
+        assert repo.check_manifest("v1") is not None
+        fetched = len(tokens.requests)
+        time.sleep(2.1)
+        sent = registry.client.requests_made
+        assert repo.check_manifest("v1") is not None
+        # renewed up front: one request, no 401 round trip, one more token
+        assert registry.client.requests_made - sent == 1
+        assert len(tokens.requests) == fetched + 1
 
 
 def _docker_config(folder: Path, config: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:

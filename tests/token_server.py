@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -99,6 +100,12 @@ class TokenServer:
     @property
     def realm(self) -> str:
         return f"http://127.0.0.1:{self.port}/token"
+
+    def registry_auth(self, cert: Path) -> dict[str, Any]:
+        """The registry's ``auth:`` section for this token server, trusting the signer's ``cert``."""
+        return {
+            "token": {"realm": self.realm, "service": SERVICE, "issuer": ISSUER, "rootcertbundle": str(cert)}
+        }
 
     def __enter__(self) -> TokenServer:
         self.thread.start()
