@@ -8,7 +8,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import bcrypt
@@ -324,3 +324,22 @@ def test_credentials_never_reach_the_audit_log(htpasswd_server: LocalRegistry, t
     assert list(execute(registry, plan, dry_run=False, audit_log=log)["outcome"]) == ["deleted"]
     text = log.read_text()
     assert READER[1] not in text and "Authorization" not in text and "deleted" in text
+
+
+def test_challenges_without_service_or_scope(token_setup: tuple[LocalRegistry, TokenServer]) -> None:
+    server, tokens = token_setup
+
+    def bare_challenge(exchange: Exchange, forward: Callable[[], Reply]) -> Reply | None:
+        reply = forward()
+        if reply.status == 401:
+            reply.headers["Www-Authenticate"] = f'Bearer realm="{tokens.realm}"'
+        return reply
+
+    with FaultProxy(server.port or 0) as proxy:
+        proxy.rules.append(bare_challenge)
+        registry = Registry.build_with_manual_client(proxy.url, auth=ADMIN)
+        assert "team/app" in registry.catalog()
+        assert registry.repository("team/app").check_manifest("v1") is not None
+    asked = [r["scopes"] for r in tokens.requests[-2:]]
+    assert asked == [["registry:catalog:*"], ["repository:team/app:pull"]]
+    assert all(r["service"] is None for r in tokens.requests[-2:])
