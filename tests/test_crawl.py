@@ -8,7 +8,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dreg_frames import CatalogUnavailable, Crawl, InvalidReference, LocalRegistry, Registry, crawl
+from dreg_frames import (
+    CatalogUnavailable,
+    Crawl,
+    InvalidReference,
+    LocalRegistry,
+    Registry,
+    crawl,
+    make_layer,
+    push_image,
+)
 from dreg_frames.crawl.frames import IMAGE_COLUMNS, LAYER_COLUMNS, TAG_COLUMNS
 
 from .crawl_fixture import Expected, seed_known_registry
@@ -183,6 +192,29 @@ def test_cache_makes_a_recrawl_head_only_and_finishes_interrupted_crawls(
     assert warm.meta["requests"] == 1 + len(warm.repositories) + n_tags + 1 + 1 + 1
     pd.testing.assert_frame_equal(warm.layers, result.layers)
     pd.testing.assert_frame_equal(warm.errors.drop(columns="message"), result.errors.drop(columns="message"))
+    # every tag whose crawl was complete came from the summaries; the three broken ones were walked again
+    assert warm.meta["summary_hits"] == n_tags - 3
+
+
+def test_a_moved_tag_is_read_again_despite_the_cache(
+    known: tuple[LocalRegistry, Expected], tmp_path: Path
+) -> None:
+    server, exp = known
+    cache = str(tmp_path / "cache")
+    registry = Registry.build_with_manual_client(server.url)
+    first = crawl(registry, ["team2/copy"], cache=cache, progress=False)
+    assert first.tags["digest"].iloc[0] == exp.digests[("team2/copy", "v1-copy")][0]
+    repo = registry.repository("team2/copy")
+    moved = push_image(
+        repo, [make_layer({"moved": b"elsewhere"})], ["v1-copy"], created="2025-05-05T00:00:00Z"
+    )
+    try:
+        again = crawl(registry, ["team2/copy"], cache=cache, progress=False)
+        assert again.tags["digest"].iloc[0] == moved.digest
+        assert again.images["created"].iloc[0] == pd.Timestamp("2025-05-05T00:00:00Z")
+    finally:
+        original = exp.digests[("team2/copy", "v1-copy")][0]
+        repo.tag(original, "v1-copy")
 
 
 def test_a_damaged_cache_entry_is_a_miss(known: tuple[LocalRegistry, Expected], tmp_path: Path) -> None:

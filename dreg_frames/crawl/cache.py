@@ -2,17 +2,27 @@
 
 Content under a digest never changes, so what is cached is valid forever; each file is checked
 against its digest when read, and written atomically, so an interrupted crawl leaves no torn entry.
+
+Beside the files, ``summaries-v1.json`` keeps what a complete crawl derived from each tagged digest
+(its platform images, configs' dates and layers), so a recrawl that HEADs a tag to a known digest
+reads nothing else. It is derived from verified content and rewritten after each crawl; it trusts
+the cache folder as the files' digests cannot be re-checked without the files (delete it, or the
+folder, to rebuild from the registry).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 
 from ..client.reference import check_digest, sha256_digest
+from .records import ImageRecord
 
 __all__ = ["ContentCache"]
+
+SUMMARIES = "summaries-v1.json"
 
 
 class ContentCache:
@@ -51,6 +61,51 @@ class ContentCache:
         if kind == "manifests":
             _atomic_write(path.with_suffix(".type"), media_type.encode())
         _atomic_write(path, body)
+
+    def load_summaries(self) -> dict[str, tuple[str, tuple[ImageRecord, ...], int | None]]:
+        """Top digest -> (media type, platform images, manifest size), from earlier complete crawls."""
+        try:
+            data = json.loads((self.root / SUMMARIES).read_text())
+        except (OSError, ValueError):
+            return {}
+        out: dict[str, tuple[str, tuple[ImageRecord, ...], int | None]] = {}
+        try:
+            for digest, (media_type, images, size) in data.items():
+                out[digest] = (
+                    media_type,
+                    tuple(
+                        ImageRecord(m, mt, p, c, cr, tuple((d, s, t) for d, s, t in layers), cs, ms)
+                        for m, mt, p, c, cr, layers, cs, ms in images
+                    ),
+                    size,
+                )
+        except (TypeError, ValueError):
+            return {}  # another version's file: rebuilt by this crawl
+        return out
+
+    def save_summaries(self, summaries: dict[str, tuple[str, tuple[ImageRecord, ...], int | None]]) -> None:
+        data = {
+            digest: [
+                media_type,
+                [
+                    [
+                        i.manifest_digest,
+                        i.manifest_media_type,
+                        i.platform,
+                        i.config_digest,
+                        i.created,
+                        [list(layer) for layer in i.layers],
+                        i.config_size,
+                        i.manifest_size,
+                    ]
+                    for i in images
+                ],
+                size,
+            ]
+            for digest, (media_type, images, size) in summaries.items()
+        }
+        self.root.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.root / SUMMARIES, json.dumps(data, separators=(",", ":")).encode())
 
     def is_empty(self) -> bool:
         """True when no manifest has been cached yet (a first crawl gains nothing from HEADs)."""

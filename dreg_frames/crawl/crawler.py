@@ -125,6 +125,12 @@ class Crawler:
         self._configs: _Once[ImageConfig] = _Once()
         self._lock = threading.Lock()
         self._requests_at_start = registry.client.requests_made
+        # top digest -> (media type, images, size) of complete earlier crawls (see ContentCache.summaries)
+        self._summaries: dict[str, tuple[str, tuple[ImageRecord, ...], int | None]] = (
+            self.cache.load_summaries() if self.cache is not None else {}
+        )
+        self._new_summaries = 0
+        self._summary_hits = 0
 
     # -- what to crawl ----------------------------------------------------------------------------
     def select(self, repositories: str | Sequence[str] | None) -> list[str]:
@@ -162,6 +168,8 @@ class Crawler:
                     records.tags.append(tag_record)
                 records.errors.extend(errors)
         records.finished = datetime.now(timezone.utc)
+        if self.cache is not None and self._new_summaries:
+            self.cache.save_summaries(self._summaries)
         records.stats = {
             "repositories": len(names),
             "tags": len(jobs),
@@ -170,6 +178,7 @@ class Crawler:
             "manifest_fetches": self._manifests.fetches,
             "config_fetches": self._configs.fetches,
             "cache_hits": self.cache.hits if self.cache else 0,
+            "summary_hits": self._summary_hits,
             "resolve": self.resolve,
             "workers": self.workers,
         }
@@ -191,7 +200,13 @@ class Crawler:
         repo = self.registry.repository(name)
         errors: list[ErrorRecord] = []
         try:
-            top = self._resolve_tag(repo, tag)
+            digest = repo.check_manifest(tag) if self.resolve == "head" else None
+            if digest is not None and digest in self._summaries:
+                # Everything under this digest was read before, and content never changes.
+                with self._lock:
+                    self._summary_hits += 1
+                return TagRecord(name, tag, digest, *self._summaries[digest]), []
+            top = self._resolve_tag(repo, tag, digest)
         except DregError as exc:
             return None, [_error(name, tag, "manifest", exc)]
         images: list[ImageRecord] = []
@@ -206,11 +221,15 @@ class Crawler:
                 images.append(self._image(repo, tag, manifest, platform, errors))
         else:
             images.append(self._image(repo, tag, top, None, errors))
-        return TagRecord(name, tag, top.digest, top.media_type, tuple(images), len(top.raw)), errors
+        record = TagRecord(name, tag, top.digest, top.media_type, tuple(images), len(top.raw))
+        if not errors and self.cache is not None:
+            with self._lock:
+                self._summaries[top.digest] = (record.media_type, record.images, record.digest_size)
+                self._new_summaries += 1
+        return record, errors
 
-    def _resolve_tag(self, repo: Repository, tag: str) -> AnyManifest:
+    def _resolve_tag(self, repo: Repository, tag: str, digest: str | None) -> AnyManifest:
         if self.resolve == "head":
-            digest = repo.check_manifest(tag)
             if digest is None:
                 # Deleted between listing and now: the same answer a GET would have given.
                 return repo.get_manifest(tag)
