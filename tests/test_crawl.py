@@ -266,3 +266,32 @@ def test_progress_bars_run(known: tuple[LocalRegistry, Expected], capsys: pytest
 def test_catalog_unavailable_is_clear() -> None:
     error = CatalogUnavailable("x", status=404)
     assert error.status == 404
+
+
+def test_an_interrupted_crawl_finishes_from_the_cache(
+    known: tuple[LocalRegistry, Expected], tmp_path: Path, result: Crawl
+) -> None:
+    from dreg_frames.crawl import ContentCache, Crawler
+
+    server, _ = known
+
+    class Interrupted(ContentCache):
+        """Ctrl-C arrives after the 20th entry is written."""
+
+        writes = 0
+
+        def put(self, kind: str, digest: str, body: bytes, media_type: str = "") -> None:
+            super().put(kind, digest, body, media_type)
+            Interrupted.writes += 1
+            if Interrupted.writes == 20:
+                raise KeyboardInterrupt
+
+    registry = Registry.build_with_manual_client(server.url)
+    crawler = Crawler(registry, cache=Interrupted(tmp_path / "cache"), progress=False, workers=2)
+    with pytest.raises(KeyboardInterrupt):
+        crawler.run(crawler.select(None))
+    rerun = crawl(
+        Registry.build_with_manual_client(server.url), cache=str(tmp_path / "cache"), progress=False
+    )
+    assert rerun.meta["resolve"] == "head" and rerun.meta["cache_hits"] >= 19
+    pd.testing.assert_frame_equal(rerun.layers, result.layers)

@@ -147,7 +147,8 @@ class Crawler:
     def run(self, names: Sequence[str]) -> CrawlRecords:
         records = CrawlRecords(registry=self.registry.client.host, started=datetime.now(timezone.utc))
         clock = time.perf_counter()
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="dreg-crawl") as pool:
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dreg-crawl")
+        try:
             listed = list(
                 _progress(
                     pool.map(self._list_tags, names),
@@ -167,6 +168,10 @@ class Crawler:
                 if tag_record is not None:
                     records.tags.append(tag_record)
                 records.errors.extend(errors)
+        finally:
+            # On Ctrl-C, drop the tags not started yet instead of crawling them all before stopping;
+            # what was fetched so far is in the cache, so a rerun picks up from there.
+            pool.shutdown(wait=True, cancel_futures=True)
         records.finished = datetime.now(timezone.utc)
         if self.cache is not None and self._new_summaries:
             self.cache.save_summaries(self._summaries)
