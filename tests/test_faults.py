@@ -241,3 +241,26 @@ def test_pushes_are_not_retried_on_a_status(sample: tuple[LocalRegistry, Crawl])
         with pytest.raises(ServerError):
             registry.repository("tools").put_manifest("x", body, "application/vnd.oci.image.index.v1+json")
         assert sum(e.method == "PUT" for e in proxy.seen) == 1
+
+
+def test_a_registry_without_a_catalog(
+    sample: tuple[LocalRegistry, Crawl], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dreg_frames import CatalogUnavailable
+    from dreg_frames.cli import main
+
+    server, _ = sample
+    with FaultProxy(server.port or 0) as proxy:
+        proxy.rules.append(
+            lambda e, f: (
+                Reply(404, {}, b'{"errors":[{"code":"NOT_FOUND"}]}') if "_catalog" in e.path else None
+            )
+        )
+        registry = Registry.build_with_manual_client(proxy.url)
+        with pytest.raises(CatalogUnavailable, match="name the repositories"):
+            crawl(registry, progress=False)
+        named = crawl(registry, ["web/api", "tools"], progress=False)
+        assert sorted(set(named.tags["repository"].astype(str))) == ["tools", "web/api"]
+        assert main(["usage", proxy.url]) == 2
+        err = capsys.readouterr().err
+        assert "does not serve /v2/_catalog" in err and "--repositories" in err
