@@ -306,18 +306,26 @@ class Transport:
                 allow_redirects=allow_redirects,
             )
         except requests.exceptions.SSLError as exc:
-            raise TLSError(
-                f"{what or method}: TLS verification failed for {self._origin} ({_reason(exc)}); "
-                "pass verify='/path/to/ca.pem' for a private CA"
-            ) from None
+            raise self._tls_error(method, what, _reason(exc)) from None
         except requests.exceptions.RetryError as exc:
-            raise TransportError(
-                f"{what or method}: {url.split('?')[0]} kept failing: {_reason(exc)}"
-            ) from None
+            raise self._failing(method, url, what, _reason(exc)) from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise TransportError(f"{what or method}: cannot reach {self._origin}: {_reason(exc)}") from None
+            raise self._unreachable(method, what, _reason(exc)) from None
         except requests.exceptions.RequestException as exc:
             raise TransportError(f"{what or method}: {url.split('?')[0]}: {_reason(exc)}") from None
+
+    # Both HTTP paths (requests, and urllib3 for reads) fail with the same words.
+    def _tls_error(self, method: str, what: str, detail: object) -> TLSError:
+        return TLSError(
+            f"{what or method}: TLS verification failed for {self._origin} ({detail}); "
+            "pass verify='/path/to/ca.pem' for a private CA"
+        )
+
+    def _failing(self, method: str, url: str, what: str, detail: object) -> TransportError:
+        return TransportError(f"{what or method}: {url.split('?')[0]} kept failing: {detail}")
+
+    def _unreachable(self, method: str, what: str, detail: object) -> TransportError:
+        return TransportError(f"{what or method}: cannot reach {self._origin}: {detail}")
 
     def _fast(
         self,
@@ -340,17 +348,12 @@ class Transport:
         except urllib3.exceptions.MaxRetryError as exc:
             reason = exc.reason
             if isinstance(reason, urllib3.exceptions.SSLError):
-                raise TLSError(
-                    f"{what or method}: TLS verification failed for {self._origin} ({reason}); "
-                    "pass verify='/path/to/ca.pem' for a private CA"
-                ) from None
+                raise self._tls_error(method, what, reason) from None
             if isinstance(reason, urllib3.exceptions.ResponseError):
-                raise TransportError(
-                    f"{what or method}: {url.split('?')[0]} kept failing: {reason}"
-                ) from None
-            raise TransportError(f"{what or method}: cannot reach {self._origin}: {_reason(exc)}") from None
+                raise self._failing(method, url, what, reason) from None
+            raise self._unreachable(method, what, _reason(exc)) from None
         except urllib3.exceptions.SSLError as exc:
-            raise TLSError(f"{what or method}: TLS verification failed for {self._origin} ({exc})") from None
+            raise self._tls_error(method, what, exc) from None
         except urllib3.exceptions.HTTPError as exc:
             raise TransportError(f"{what or method}: {url.split('?')[0]}: {_reason(exc)}") from None
 
