@@ -6,23 +6,11 @@ Example::
     registry = Registry.build_with_manual_client("http://127.0.0.1:5000/v2/")
 """
 
-from .analysis import (
-    EcrPolicy,
-    EcrRule,
-    GitLabPolicy,
-    HarborPolicy,
-    HarborRule,
-    RetentionPolicy,
-    blob_references,
-    byte_unit,
-    duplicates,
-    plot_age,
-    plot_layer_sharing,
-    plot_storage,
-    reclaimable,
-    stale,
-    storage_usage,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .client import (
     AnyManifest,
     AuthenticationError,
@@ -70,10 +58,64 @@ from .client import (
     push_multiarch,
     sha256_digest,
 )
-from .crawl import Crawl, crawl
-from .delete import execute, plan_delete
-from .demo import load_sample
 from .local_registry import LocalRegistry
+
+if TYPE_CHECKING:
+    from .analysis import (
+        EcrPolicy,
+        EcrRule,
+        GitLabPolicy,
+        HarborPolicy,
+        HarborRule,
+        RetentionPolicy,
+        blob_references,
+        byte_unit,
+        duplicates,
+        plot_age,
+        plot_layer_sharing,
+        plot_storage,
+        reclaimable,
+        stale,
+        storage_usage,
+    )
+    from .crawl import Crawl, crawl
+    from .delete import execute, plan_delete
+    from .demo import load_sample
+
+# The analytics names load pandas and matplotlib; they are imported on first use, so that
+# `from dreg_frames import Registry` (the client alone) stays light.
+_LAZY = {
+    "EcrPolicy": ".analysis",
+    "EcrRule": ".analysis",
+    "GitLabPolicy": ".analysis",
+    "HarborPolicy": ".analysis",
+    "HarborRule": ".analysis",
+    "RetentionPolicy": ".analysis",
+    "blob_references": ".analysis",
+    "byte_unit": ".analysis",
+    "duplicates": ".analysis",
+    "plot_age": ".analysis",
+    "plot_layer_sharing": ".analysis",
+    "plot_storage": ".analysis",
+    "reclaimable": ".analysis",
+    "stale": ".analysis",
+    "storage_usage": ".analysis",
+    "Crawl": ".crawl",
+    "crawl": ".crawl",
+    "execute": ".delete",
+    "plan_delete": ".delete",
+    "load_sample": ".demo",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dreg_frames' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AnyManifest",

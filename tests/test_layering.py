@@ -39,3 +39,23 @@ def test_client_layer_imports_no_analytics(path: Path) -> None:
     # Relative imports from the client may only reach the client itself.
     bad |= {name for name in imported if name.startswith("..")}
     assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+def test_the_client_alone_loads_no_analytics_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from dreg_frames import Registry, Repository, Manifest, LocalRegistry, push_image\n"
+        "import dreg_frames.client\n"
+        "heavy = sorted(m for m in ('pandas', 'matplotlib', 'ipywidgets', 'numpy') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+        "from dreg_frames import crawl, stale\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded, after = done.stdout.splitlines()
+    assert loaded == "" and after == "True"
