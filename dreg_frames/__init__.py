@@ -58,6 +58,9 @@ from .client import (
     push_multiarch,
     sha256_digest,
 )
+
+# Eager, and after the client: the function must win over the subpackage of the same name.
+from .crawl import crawl
 from .local_registry import LocalRegistry
 
 if TYPE_CHECKING:
@@ -78,7 +81,7 @@ if TYPE_CHECKING:
         stale,
         storage_usage,
     )
-    from .crawl import Crawl, crawl
+    from .crawl import Crawl
     from .delete import execute, plan_delete
     from .demo import load_sample
 
@@ -101,7 +104,6 @@ _LAZY = {
     "stale": ".analysis",
     "storage_usage": ".analysis",
     "Crawl": ".crawl",
-    "crawl": ".crawl",
     "execute": ".delete",
     "plan_delete": ".delete",
     "load_sample": ".demo",

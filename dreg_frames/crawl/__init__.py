@@ -9,16 +9,33 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..client.registry import Registry
 from .cache import ContentCache
 from .crawler import Crawler
-from .frames import build_frames, mark_suspect
-from .result import Crawl
+
+if TYPE_CHECKING:
+    from .frames import build_frames, mark_suspect
+    from .result import Crawl
 
 __all__ = ["ContentCache", "Crawl", "Crawler", "build_frames", "crawl", "mark_suspect"]
+
+# The frame half needs pandas; it loads when a crawl finishes (or a name is asked for), so that
+# importing the crawl function, as ``dreg_frames`` does, stays light.
+_LAZY = {"Crawl": ".result", "build_frames": ".frames", "mark_suspect": ".frames"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dreg_frames.crawl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
 
 def crawl(
@@ -45,6 +62,9 @@ def crawl(
         result = crawl(registry, "team1/*", workers=16, cache="~/.cache/dreg-frames")
         result.images[["repository", "tag", "platform", "size", "created"]]
     """
+    from .frames import build_frames
+    from .result import Crawl
+
     crawler = Crawler(
         registry,
         workers=workers,
