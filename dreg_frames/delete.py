@@ -29,7 +29,7 @@ from .client.errors import DregError, UnsupportedOperation
 from .client.reference import check_digest, check_name
 from .client.registry import Registry
 
-__all__ = ["AUDIT_COLUMNS", "AuditLogError", "execute", "plan_delete"]
+__all__ = ["AUDIT_COLUMNS", "AuditLogError", "candidate_pairs", "execute", "plan_delete"]
 
 AUDIT_COLUMNS = [
     "time_utc",
@@ -60,13 +60,24 @@ class AuditLogError(DregError):
     """The audit log cannot be appended to safely (not ours, or another header)."""
 
 
+def candidate_pairs(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """(repository, digest) pairs from a frame of candidates: any frame with ``repository`` and
+    ``digest`` columns (``stale``, a policy's output, a reviewed CSV), or :func:`duplicates` output,
+    whose ``digests`` are paired with the repositories of their ``references``."""
+    if {"repository", "digest"} <= set(frame.columns):
+        return list(zip(frame["repository"].astype(str), frame["digest"].astype(str), strict=True))
+    if {"digests", "references"} <= set(frame.columns):
+        pairs: list[tuple[str, str]] = []
+        for digests, references in zip(frame["digests"], frame["references"], strict=True):
+            repositories = sorted({str(ref).rsplit(":", 1)[0] for ref in references})
+            pairs.extend((repository, str(digest)) for digest in digests for repository in repositories)
+        return pairs
+    raise ValueError("candidates need 'repository' and 'digest' columns (or duplicates() output)")
+
+
 def _pairs(digests: Any, known: pd.DataFrame) -> list[tuple[str, str]]:
     if isinstance(digests, pd.DataFrame):
-        if not {"repository", "digest"} <= set(digests.columns):
-            raise ValueError("plan_delete: a frame of digests needs 'repository' and 'digest' columns")
-        items: list[Any] = list(
-            zip(digests["repository"].astype(str), digests["digest"].astype(str), strict=True)
-        )
+        items: list[Any] = list(candidate_pairs(digests))
     else:
         items = [digests] if isinstance(digests, str) else list(digests)
     pairs: list[tuple[str, str]] = []

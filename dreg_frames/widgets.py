@@ -17,7 +17,7 @@ import pandas as pd
 
 from .analysis._frames import as_frame, digest_table
 from .client.registry import Registry
-from .delete import execute, plan_delete
+from .delete import candidate_pairs, execute, plan_delete
 
 __all__ = ["DeleteWidget", "delete_widget"]
 
@@ -56,9 +56,7 @@ class DeleteWidget(widgets.VBox):  # type: ignore[misc]
         )
         table = digest_table(images)
         if candidates is not None:
-            wanted = set(
-                zip(candidates["repository"].astype(str), candidates["digest"].astype(str), strict=True)
-            )
+            wanted = set(candidate_pairs(candidates))
             keys = list(zip(table["repository"], table["digest"], strict=True))
             table = table[[k in wanted for k in keys]]
         self.frame = table.reset_index(drop=True).assign(deleted=False)
@@ -92,7 +90,11 @@ class DeleteWidget(widgets.VBox):  # type: ignore[misc]
                 self.table_view,
             ]
         )
-        self.repository.options = sorted(self.frame["repository"].unique())
+        repositories = sorted(self.frame["repository"].unique())
+        self.repository.options = repositories
+        # ipywidgets leaves the value unset when options are assigned: pick the first one ourselves.
+        if repositories:
+            self.repository.value = repositories[0]
         self._refresh_table()
 
     # -- messages --------------------------------------------------------------------------------
@@ -110,11 +112,15 @@ class DeleteWidget(widgets.VBox):  # type: ignore[misc]
 
     def _on_repository(self, _: Any = None) -> None:
         rows = self._rows(self.repository.value).sort_values("created")
-        self.digest.options = [
+        options = [
             (f"{d[:19]}…  {', '.join(t) or '(untagged)'}  {c:%Y-%m-%d}" if not pd.isna(c) else d, d)
             for d, t, c in zip(rows["digest"], rows["tags"], rows["created"], strict=True)
         ]
-        self._on_digest()
+        self.digest.options = options
+        if options and self.digest.value != options[0][1]:
+            self.digest.value = options[0][1]  # observed: shows its details
+        else:
+            self._on_digest()
 
     def _on_digest(self, _: Any = None) -> None:
         self._cancel_pending()

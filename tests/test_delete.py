@@ -181,3 +181,21 @@ def test_widget_confirm_without_ask_and_deletes_disabled(
     w.delete_button.click()
     assert "refuses deletes" in w.messages and w.confirm_box.layout.display == "none"
     assert repo.tags() == ["v1"]
+
+
+def test_duplicates_output_feeds_the_plan_and_the_widget(
+    scene: dict[str, object], registry: Registry
+) -> None:
+    from dreg_frames import duplicates
+
+    one, old = scene["one"], scene["old"]
+    dupes = duplicates(scene["result"])  # old has two tags in one repository: a digest duplicate
+    plan = plan_delete(scene["result"], dupes)
+    assert (one.name, old.digest) in set(zip(plan["repository"], plan["digest"], strict=True))  # type: ignore[attr-defined]
+    w = delete_widget(registry, scene["result"], candidates=dupes)
+    assert list(w.repository.options) == [one.name]  # type: ignore[attr-defined]
+    assert [v for _, v in w.digest.options] == [old.digest]  # type: ignore[attr-defined]
+    # opened with the first candidate selected and described, before the user touches anything
+    assert w.digest.value == old.digest and "tags that go with it: <b>a, b</b>" in w.details.value  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="candidates need"):
+        plan_delete(scene["result"], pd.DataFrame({"x": [1]}))
