@@ -227,6 +227,11 @@ def execute(
     missing = [c for c in ("repository", "digest", "tags") if c not in plan.columns]
     if missing:
         raise ValueError(f"execute needs a plan from plan_delete; missing columns {missing}")
+    if any(not isinstance(tags, (tuple, list)) for tags in plan["tags"]):
+        # A plan read back from CSV has its tags as text: the user must see a fresh plan instead.
+        raise ValueError(
+            "execute needs the plan_delete frame itself (tags as tuples); plan again from a fresh crawl"
+        )
     path = Path(audit_log)
     _open_audit(path)
     who = user or getpass.getuser()

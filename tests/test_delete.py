@@ -199,3 +199,14 @@ def test_duplicates_output_feeds_the_plan_and_the_widget(
     assert w.digest.value == old.digest and "tags that go with it: <b>a, b</b>" in w.details.value  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="candidates need"):
         plan_delete(scene["result"], pd.DataFrame({"x": [1]}))
+
+
+def test_a_plan_read_back_from_csv_is_refused(
+    scene: dict[str, object], registry: Registry, tmp_path: Path
+) -> None:
+    one, old = scene["one"], scene["old"]
+    plan = plan_delete(scene["result"], [(one.name, old.digest)])  # type: ignore[attr-defined]
+    plan.to_csv(tmp_path / "plan.csv", index=False)
+    with pytest.raises(ValueError, match="plan again"):
+        execute(registry, pd.read_csv(tmp_path / "plan.csv"), dry_run=False, audit_log=tmp_path / "a.csv")
+    assert sorted(one.tags()) == ["a", "b", "keep"]  # type: ignore[attr-defined]
