@@ -9,11 +9,11 @@ Example::
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_getattr
 from ..client.registry import Registry
 from .cache import ContentCache
 from .crawler import Crawler
@@ -29,13 +29,7 @@ __all__ = ["ContentCache", "Crawl", "Crawler", "build_frames", "crawl", "mark_su
 _LAZY = {"Crawl": ".result", "build_frames": ".frames", "mark_suspect": ".frames"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dreg_frames.crawl' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 def crawl(
