@@ -343,3 +343,45 @@ def test_challenges_without_service_or_scope(token_setup: tuple[LocalRegistry, T
     asked = [r["scopes"] for r in tokens.requests[-2:]]
     assert asked == [["registry:catalog:*"], ["repository:team/app:pull"]]
     assert all(r["service"] is None for r in tokens.requests[-2:])
+
+
+def _fresh_crawls_are_clean(url: str, names: list[str], auth: tuple[str, str] | None, runs: int = 3) -> None:
+    """A fresh Registry crawled at once with 8 workers: the first challenge is met by many requests
+    at the same time, and none of them may give up (issue 17)."""
+    from dreg_frames import crawl
+
+    for _ in range(runs):
+        registry = Registry.build_with_manual_client(url, auth=auth)
+        result = crawl(registry, names, workers=8, progress=False)
+        assert result.errors.empty, result.errors[["repository", "stage", "message"]].to_dict("records")
+        assert len(result.tags) == len(names)
+
+
+def _push_many(registry: Registry, prefix: str, count: int = 16) -> list[str]:
+    layer = make_layer({"many": prefix.encode()})
+    names = [f"{prefix}/app{i}" for i in range(count)]
+    for name in names:
+        push_image(registry.repository(name), [layer], ["v1"])
+    return names
+
+
+def test_concurrent_first_requests_with_basic_auth(htpasswd_server: LocalRegistry) -> None:
+    names = _push_many(Registry.build_with_manual_client(htpasswd_server.url, auth=READER), "race-basic")
+    _fresh_crawls_are_clean(htpasswd_server.url, names, READER)
+
+
+def test_concurrent_first_requests_with_docker_config(
+    htpasswd_server: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    names = _push_many(Registry.build_with_manual_client(htpasswd_server.url, auth=READER), "race-config")
+    encoded = base64.b64encode(f"{READER[0]}:{READER[1]}".encode()).decode()
+    _docker_config(tmp_path, {"auths": {f"127.0.0.1:{htpasswd_server.port}": {"auth": encoded}}}, monkeypatch)
+    _fresh_crawls_are_clean(htpasswd_server.url, names, None)
+
+
+def test_concurrent_first_requests_with_token_auth(token_setup: tuple[LocalRegistry, TokenServer]) -> None:
+    server, _ = token_setup
+    names = _push_many(Registry.build_with_manual_client(server.url, auth=ADMIN), "race-token", count=10)
+    _fresh_crawls_are_clean(server.url, names, ADMIN)

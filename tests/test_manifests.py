@@ -147,7 +147,15 @@ def test_config_keeps_nanoseconds_and_platform() -> None:
     assert config.labels == {"team": "a"}
 
 
-@pytest.mark.parametrize("raw", [b'{"created": 5}', b'{"created": "yesterday"}', b'{"rootfs": []}', b"null"])
+@pytest.mark.parametrize("raw", [b'{"created": 5}', b'{"rootfs": []}', b"null"])
 def test_bad_configs(raw: bytes) -> None:
     with pytest.raises(ManifestError):
         parse_config(raw)
+
+
+@pytest.mark.parametrize("created", ["yesterday", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_unreadable_dates_keep_the_config(created: str) -> None:
+    # a date is never a reason to lose a config: its text stays, the time is unknown
+    config = parse_config(json.dumps({"created": created, "os": "linux", "architecture": "amd64"}).encode())
+    assert config.created_raw == created and config.created is None
+    assert str(config.platform) == "linux/amd64"

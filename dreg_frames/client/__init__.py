@@ -6,6 +6,7 @@ from .errors import (
     BlobNotFound,
     CatalogUnavailable,
     ContentTooLarge,
+    DeadlineExceeded,
     DigestMismatch,
     DregError,
     InvalidReference,
@@ -20,10 +21,12 @@ from .errors import (
     TLSError,
     TooManyRequests,
     TransportError,
+    UnsupportedDigest,
     UnsupportedMediaType,
     UnsupportedOperation,
 )
 from .http import Transport
+from .limits import Limits
 from .manifests import (
     AnyManifest,
     BaseManifest,
@@ -50,6 +53,7 @@ __all__ = [
     "BuiltImage",
     "CatalogUnavailable",
     "ContentTooLarge",
+    "DeadlineExceeded",
     "Descriptor",
     "DigestMismatch",
     "DregError",
@@ -72,8 +76,10 @@ __all__ = [
     "ServerError",
     "TLSError",
     "TooManyRequests",
+    "Limits",
     "Transport",
     "TransportError",
+    "UnsupportedDigest",
     "UnsupportedMediaType",
     "UnsupportedOperation",
     "build_image",

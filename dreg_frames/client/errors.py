@@ -4,12 +4,14 @@ Everything the toolkit raises on purpose derives from :class:`DregError`::
 
     DregError
     ├── InvalidReference        a name, tag or digest that breaks the grammar (also a ValueError)
+    │   └── UnsupportedDigest     a digest algorithm whose content cannot be verified here
     ├── ManifestError           a manifest, index or config that cannot be parsed (also a ValueError)
     │   └── UnsupportedMediaType
     ├── DigestMismatch          content that does not hash to the digest it was served under
-    ├── ContentTooLarge         a manifest or config over the size cap, refused before it is read
+    ├── ContentTooLarge         a body, or a list's pages or entries, over its limit (never read whole)
     ├── TransportError          no HTTP answer at all: refused, reset, timed out
-    │   └── TLSError            certificate verification failed
+    │   ├── TLSError            certificate verification failed
+    │   └── DeadlineExceeded    no complete answer within the per-request deadline
     └── RegistryError           the registry answered with an error status
         ├── BadRequest            400 (NAME_INVALID, DIGEST_INVALID, MANIFEST_INVALID, ...)
         │   └── PaginationError   400 PAGINATION_NUMBER_INVALID
@@ -41,6 +43,7 @@ __all__ = [
     "BlobNotFound",
     "CatalogUnavailable",
     "ContentTooLarge",
+    "DeadlineExceeded",
     "DigestMismatch",
     "DregError",
     "InvalidReference",
@@ -55,6 +58,7 @@ __all__ = [
     "TLSError",
     "TooManyRequests",
     "TransportError",
+    "UnsupportedDigest",
     "UnsupportedMediaType",
     "UnsupportedOperation",
     "error_from_response",
@@ -63,6 +67,17 @@ __all__ = [
 
 class DregError(Exception):
     """Base of every error dreg-frames raises on purpose."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of printing the whole stack: the error in one line and a hint.
+        message, hint = describe(self)
+        lines = [f"\x1b[1;31m{type(self).__name__}\x1b[0m: {message}"]
+        if hint:
+            lines.append(f"\x1b[1;33mhint\x1b[0m: {hint}")
+        lines.append(
+            "\x1b[2m(full traceback: import sys, traceback; traceback.print_exception(sys.last_value))\x1b[0m"
+        )
+        return lines
 
 
 class InvalidReference(DregError, ValueError):
@@ -76,6 +91,11 @@ class InvalidReference(DregError, ValueError):
         self.value = value
         self.rule = rule
         super().__init__(f"invalid {kind} {value!r}: {rule}")
+
+
+class UnsupportedDigest(InvalidReference):
+    """A digest whose algorithm this toolkit cannot verify (only sha256 and sha512): content under it
+    is refused rather than accepted unverified."""
 
 
 class ManifestError(DregError, ValueError):
@@ -102,14 +122,27 @@ class DigestMismatch(DregError):
 
 
 class ContentTooLarge(DregError):
-    """A manifest or config larger than the cap; refused before being read into memory."""
+    """A body over its cap (decoded bytes), or a paginated list over its page or entry bound;
+    refused as soon as the limit is passed, never read whole.
 
-    def __init__(self, url: str, limit: int, size: int | None = None) -> None:
+    ``url`` (no query string), ``limit``, ``size`` (when the server declared it) and ``unit``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        limit: int,
+        size: int | None = None,
+        *,
+        kind: str = "manifests and configs",
+        unit: str = "bytes",
+    ) -> None:
         self.url = url
         self.limit = limit
         self.size = size
-        told = f"{size} bytes" if size is not None else "more bytes"
-        super().__init__(f"{url} sent {told}, over the {limit}-byte limit for manifests and configs")
+        self.unit = unit
+        told = f"sent {size} {unit}" if size is not None else f"sent more than {limit} {unit}"
+        super().__init__(f"{url} {told}: over the limit for {kind} ({limit} {unit})")
 
 
 class TransportError(DregError):
@@ -118,6 +151,15 @@ class TransportError(DregError):
 
 class TLSError(TransportError):
     """TLS certificate verification failed; pass ``verify="ca.pem"`` for a private CA."""
+
+
+class DeadlineExceeded(TransportError):
+    """No complete answer within the per-request deadline (``seconds``), retries included: a server
+    trickling its headers or body, or a request that kept failing until the time was up."""
+
+    def __init__(self, message: str, *, seconds: float | None = None) -> None:
+        self.seconds = seconds
+        super().__init__(message)
 
 
 class RegistryError(DregError):
@@ -229,7 +271,7 @@ def _parse_errors(response: requests.Response) -> tuple[dict[str, Any], ...]:
     # The body of an error may be anything (an HTML page from a proxy, truncated JSON): keep what parses.
     try:
         body = json.loads(response.content[:65536] or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return ()
     if not isinstance(body, dict) or not isinstance(body.get("errors"), list):
         return ()
@@ -262,3 +304,58 @@ def error_from_response(response: requests.Response, what: str = "") -> Registry
 def _redact_url(url: str) -> str:
     # Query strings of upload locations carry state tokens and, on some registries, signed credentials.
     return url.split("?", 1)[0]
+
+
+def looks_like_registry(response: requests.Response | None) -> bool:
+    """Whether an error answer came from a registry: its API-version header, or registry error codes.
+    A web server that is not a registry (a wrong URL) has neither."""
+    if response is None:
+        return True  # nothing to judge by: do not claim otherwise
+    if "Docker-Distribution-API-Version" in response.headers:
+        return True
+    return bool(_parse_errors(response))
+
+
+# (class, hint in a notebook, hint on the command line); the first class that matches wins.
+_HINTS: list[tuple[type[DregError], str, str]] = [
+    (
+        CatalogUnavailable,
+        "this registry has no catalog: name the repositories, e.g. crawl(registry, ['team/app'])",
+        "name the repositories with --repositories team/app other/app",
+    ),
+    (
+        AuthenticationError,
+        "pass auth=('user', 'password') to Registry.build_with_manual_client, or 'docker login' first",
+        "pass --user NAME with the password in $DREG_PASSWORD, or 'docker login' first",
+    ),
+    (
+        PermissionDenied,
+        "these credentials may read but not do this; ask for more rights",
+        "these credentials may read but not do this; ask for more rights",
+    ),
+    (
+        TLSError,
+        "pass verify='/path/to/ca.pem' for a private CA (or verify=False, if you must)",
+        "pass --ca /path/to/ca.pem for a private CA (or --insecure, if you must)",
+    ),
+    (
+        TransportError,
+        "check the URL and that the registry is up and reachable from here",
+        "check the URL and that the registry is up and reachable from here",
+    ),
+]
+
+
+def describe(exc: DregError, *, cli: bool = False) -> tuple[str, str | None]:
+    """The message and hint to show a person for ``exc`` (IPython and the command line use it).
+
+    A catalog 404 from a server that is not a registry is said as such, with no catalog hint."""
+    if isinstance(exc, CatalogUnavailable) and not looks_like_registry(exc.response):
+        url = _redact_url(exc.response.url) if exc.response is not None else "the URL"
+        return (
+            f"{url} answered HTTP {exc.status} and is not a container registry "
+            "(no Docker-Distribution-API-Version header, no registry error codes)",
+            "check the registry URL: it is the registry's base, e.g. https://registry.example.com",
+        )
+    hint = next((c if cli else n for cls, n, c in _HINTS if isinstance(exc, cls)), None)
+    return str(exc), hint

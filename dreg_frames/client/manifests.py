@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ __all__ = [
     "SchemaOneManifest",
     "parse_config",
     "parse_manifest",
+    "schema1_payload",
 ]
 
 
@@ -74,6 +76,10 @@ class Platform:
         )
 
 
+# A 4 MiB manifest lists at most ~46,000 descriptors: at 2**47 each, their sum still fits in int64.
+MAX_BLOB_SIZE = 1 << 47
+
+
 @dataclass(frozen=True)
 class Descriptor:
     """A content descriptor: what a manifest says about a blob or a child manifest."""
@@ -84,6 +90,7 @@ class Descriptor:
     platform: Platform | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
     urls: tuple[str, ...] = ()
+    artifact_type: str | None = None  # OCI 1.1: set on the descriptors a referrers list holds
 
     @classmethod
     def from_json(cls, data: object, where: str) -> Descriptor:
@@ -96,6 +103,9 @@ class Descriptor:
         size = obj.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ManifestError(f"{where}: 'size' must be a non-negative integer, got {size!r}")
+        if size > MAX_BLOB_SIZE:
+            # A lie (no blob is this big), and the sum of a manifest's sizes would overflow int64.
+            raise ManifestError(f"{where}: 'size' {size} is over the {MAX_BLOB_SIZE}-byte (128 TiB) bound")
         platform = obj.get("platform")
         annotations = _get(obj, "annotations", {})
         return cls(
@@ -105,6 +115,7 @@ class Descriptor:
             platform=Platform.from_json(platform) if platform is not None else None,
             annotations={str(k): str(v) for k, v in _obj(annotations, f"{where} annotations").items()},
             urls=tuple(str(u) for u in _list(obj.get("urls", []), f"{where} urls")),
+            artifact_type=_opt_str(obj, "artifactType", where),
         )
 
 
@@ -134,6 +145,7 @@ class Manifest(BaseManifest):
     layers: tuple[Descriptor, ...] = ()
     annotations: Mapping[str, str] = field(default_factory=dict)
     subject: Descriptor | None = None
+    artifact_type: str | None = None  # OCI 1.1 ``artifactType``
 
     @property
     def size(self) -> int:
@@ -200,6 +212,7 @@ class ImageConfig:
     os: str = ""
     architecture: str = ""
     variant: str | None = None
+    os_version: str | None = None
     history: tuple[dict[str, Any], ...] = ()
     diff_ids: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -210,7 +223,13 @@ class ImageConfig:
 
     @property
     def created(self) -> datetime | None:
-        return parse_timestamp(self.created_raw) if self.created_raw else None
+        """``created_raw`` as a UTC datetime; None when missing or unreadable."""
+        if not self.created_raw:
+            return None
+        try:
+            return parse_timestamp(self.created_raw)
+        except ManifestError:
+            return None
 
     @property
     def json(self) -> dict[str, Any]:
@@ -230,11 +249,14 @@ def parse_timestamp(text: str) -> datetime:
         value = f"{date_part}.{rest[: min(digits, 6)]}{rest[digits:]}"
     try:
         parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
     except ValueError:
         raise ManifestError(f"invalid timestamp {text!r}: expected RFC 3339") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    except OverflowError:
+        # year 1 east of UTC, or 9999-12-31 west of it: a time datetime cannot hold in UTC
+        raise ManifestError(f"timestamp {text!r} is out of range in UTC") from None
 
 
 def _get(obj: Mapping[str, Any], key: str, default: Any) -> Any:
@@ -248,6 +270,8 @@ def _load(raw: bytes, where: str) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{where} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ManifestError(f"{where} is not valid JSON: nested too deeply") from None
     return _obj(data, where)
 
 
@@ -328,6 +352,7 @@ def parse_manifest(raw: bytes, content_type: str | None = None, digest: str | No
             layers=tuple(Descriptor.from_json(d, f"manifest layers[{i}]") for i, d in enumerate(layers)),
             annotations=_annotations(data, "manifest"),
             subject=Descriptor.from_json(subject, "manifest subject") if subject is not None else None,
+            artifact_type=_opt_str(data, "artifactType", "manifest"),
         )
     if media_type in SCHEMA1_TYPES:
         fs_layers = _list(data.get("fsLayers"), "schema1 'fsLayers'")
@@ -351,14 +376,37 @@ def parse_manifest(raw: bytes, content_type: str | None = None, digest: str | No
     raise UnsupportedMediaType(media_type, "not a manifest or index")
 
 
+def schema1_payload(raw: bytes) -> bytes:
+    """The bytes a signed schema1 manifest is digested over: the JSON without its ``signatures``.
+
+    libtrust's JWS keeps the payload's formatting in each signature's protected header:
+    ``formatLength`` bytes of the original, then the base64url ``formatTail``. An unsigned schema1
+    manifest is digested as it is.
+    """
+    data = _load(raw, "schema1 manifest")
+    signatures = data.get("signatures")
+    if not signatures:
+        return raw
+    try:
+        protected = _list(signatures, "schema1 signatures")[0]["protected"]
+        header = json.loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
+        length = header["formatLength"]
+        tail = header["formatTail"]
+        if not isinstance(length, int) or not 0 <= length <= len(raw) or not isinstance(tail, str):
+            raise ValueError("formatLength or formatTail out of range")
+        return raw[:length] + base64.urlsafe_b64decode(tail + "=" * (-len(tail) % 4))
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ManifestError(f"schema1 manifest signature header unreadable: {exc}") from None
+
+
 def parse_config(raw: bytes, digest: str | None = None) -> ImageConfig:
     """Parse image config bytes (OCI or Docker) into an :class:`ImageConfig`."""
     data = _load(raw, "image config")
     created = data.get("created")
     if created is not None and not isinstance(created, str):
         raise ManifestError(f"image config: 'created' must be a string, got {created!r}")
-    if created:
-        parse_timestamp(created)  # reject a broken date here, where the config is named
+    # A date that does not parse is kept as text, never a reason to lose the config: cosign writes
+    # year 1, builds stamp 9999, and the frames flag what they cannot read.
     rootfs = _obj(_get(data, "rootfs", {}), "image config rootfs")
     config_section = _obj(_get(data, "config", {}), "image config config")
     labels = _obj(_get(config_section, "Labels", {}), "image config labels")
@@ -370,6 +418,7 @@ def parse_config(raw: bytes, digest: str | None = None) -> ImageConfig:
         os=_opt_str(data, "os", "image config") or "",
         architecture=_opt_str(data, "architecture", "image config") or "",
         variant=_opt_str(data, "variant", "image config"),
+        os_version=_opt_str(data, "os.version", "image config"),
         history=tuple(_obj(h, "image config history entry") for h in history),
         diff_ids=tuple(str(d) for d in _list(_get(rootfs, "diff_ids", []), "image config diff_ids")),
         labels={str(k): str(v) for k, v in labels.items()},

@@ -10,7 +10,7 @@ import hashlib
 import re
 from typing import NamedTuple
 
-from .errors import InvalidReference
+from .errors import InvalidReference, UnsupportedDigest
 
 __all__ = [
     "Reference",
@@ -18,6 +18,7 @@ __all__ = [
     "check_name",
     "check_reference",
     "check_tag",
+    "digest_of",
     "is_digest",
     "parse_reference",
     "sha256_digest",
@@ -130,3 +131,26 @@ def parse_reference(text: str) -> Reference:
 def sha256_digest(data: bytes) -> str:
     """The ``sha256:<hex>`` digest of ``data``."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+# The algorithms of the OCI image spec's registered digests; content is only ever trusted after
+# hashing it with the algorithm its digest names.
+_HASHES = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
+
+
+def digest_of(data: bytes, like: str = "sha256") -> str:
+    """The digest of ``data`` computed with the algorithm of ``like`` (a digest or an algorithm name).
+
+    An algorithm that cannot be verified raises :class:`UnsupportedDigest`: content addressed by it
+    is never accepted unverified.
+
+    >>> digest_of(b"{}", "sha512:" + "0" * 128)[:15]
+    'sha512:27c74670'
+    """
+    algorithm = like.split(":", 1)[0]
+    hasher = _HASHES.get(algorithm)
+    if hasher is None:
+        raise UnsupportedDigest(
+            "digest", like, f"algorithm {algorithm!r} cannot be verified; supported: {', '.join(_HASHES)}"
+        )
+    return f"{algorithm}:{hasher(data).hexdigest()}"

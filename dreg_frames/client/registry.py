@@ -12,6 +12,7 @@ from .auth import AuthService
 from .credentials import DOCKER_HUB_HOSTS, Credentials
 from .errors import CatalogUnavailable, NotFound, UnsupportedOperation
 from .http import DEFAULT_TIMEOUT, Transport
+from .limits import Limits
 from .reference import check_name
 from .repository import Repository
 
@@ -50,6 +51,8 @@ class Registry:
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         retry: Retry | int | None = None,
         pool_size: int = 32,
+        limits: Limits | None = None,
+        allow_http_realm: bool = False,
     ) -> Registry:
         """A registry at ``url`` (``https://host[:port]/v2/``).
 
@@ -58,6 +61,8 @@ class Registry:
         up when the registry first asks (``docker_config=False`` turns that off). ``auth_service``
         is a dreg-client style token service (``request_token(scope)``) for hand-made setups.
         ``verify`` is True, False or a CA bundle path, honoured even when ``REQUESTS_CA_BUNDLE`` is set.
+        ``limits`` (a :class:`~.limits.Limits`) bounds each request's time, body sizes and pages;
+        ``allow_http_realm`` lets credentials go to a token realm on another host over plain http.
         """
         return cls(
             Transport(
@@ -69,6 +74,8 @@ class Registry:
                 timeout=timeout,
                 retry=retry,
                 pool_size=pool_size,
+                limits=limits,
+                allow_http_realm=allow_http_realm,
             )
         )
 

@@ -4,20 +4,46 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import uuid
+from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING
+from urllib.parse import quote
 
 import requests
 
-from .errors import DigestMismatch, ManifestError, NotFound, RegistryError, UnsupportedOperation
+from .errors import BadRequest, DigestMismatch, ManifestError, NotFound, RegistryError, UnsupportedOperation
 from .http import MAX_MANIFEST_BYTES, Transport
-from .manifests import AnyManifest, Descriptor, ImageConfig, Manifest, parse_config, parse_manifest
-from .mediatypes import ACCEPT_MANIFESTS, SCHEMA1_TYPES
-from .reference import check_digest, check_name, check_reference, is_digest, sha256_digest
+from .manifests import (
+    AnyManifest,
+    Descriptor,
+    ImageConfig,
+    ImageIndex,
+    Manifest,
+    parse_config,
+    parse_manifest,
+    schema1_payload,
+)
+from .mediatypes import ACCEPT_MANIFESTS, OCI_INDEX, OCI_MANIFEST, SCHEMA1_TYPES
+from .reference import (
+    check_digest,
+    check_name,
+    check_reference,
+    check_tag,
+    digest_of,
+    is_digest,
+    sha256_digest,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["Repository"]
+__all__ = ["MAX_REFERRER_PAGES", "Repository"]
+
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"  # the 2-byte ``{}`` config of OCI 1.1 artifacts
+
+# A referrers list is one index per page; a subject with thousands of signatures is already odd.
+MAX_REFERRER_PAGES = 100
 
 _CHUNK = 1024 * 1024
 
@@ -93,6 +119,8 @@ class Repository:
     def get_manifest_bytes(self, reference: str) -> tuple[bytes, str, str]:
         """``(body, content_type, digest)`` of a manifest, the digest checked against the body."""
         check_reference(reference)
+        if is_digest(reference):
+            digest_of(b"", reference)  # an algorithm we cannot verify is refused before asking
         what = (
             f"get manifest {self.name}:{reference}"
             if not is_digest(reference)
@@ -104,16 +132,18 @@ class Repository:
             headers={"Accept": ACCEPT_MANIFESTS},
             cap=MAX_MANIFEST_BYTES,
         )
-        actual = sha256_digest(body)
+        content_type = response.headers.get("Content-Type", "")
         served = response.headers.get("Docker-Content-Digest")
-        if served is not None and served != actual:
-            # Schema1 signed manifests hash without their signature block; we only read them.
-            if not served.startswith("sha256:") or not _is_schema1(response):
-                raise DigestMismatch(served, actual, f"{self.name}:{reference}")
-            actual = served
-        if is_digest(reference) and reference != actual:
-            raise DigestMismatch(reference, actual, f"{self.name}@{reference}")
-        return body, response.headers.get("Content-Type", ""), actual
+        # Neither the digest asked for nor the header is believed until the bytes hash to it, each
+        # with its own algorithm (schema1: the signed payload, as Distribution digests it).
+        signed = schema1_payload(body) if _is_schema1(content_type) else body
+        for claimed in (reference, served) if is_digest(reference) else (served,):
+            if claimed is not None:
+                actual = digest_of(signed, check_digest(claimed))
+                if actual != claimed:
+                    raise DigestMismatch(claimed, actual, f"{self.name}:{reference}")
+        actual = reference if is_digest(reference) else served or sha256_digest(signed)
+        return body, content_type, actual
 
     def get_manifest(self, reference: str) -> AnyManifest:
         """The manifest a tag or digest points to: :class:`Manifest`, :class:`ImageIndex` (multi-arch)
@@ -148,16 +178,57 @@ class Repository:
         body, content_type, _ = self.get_manifest_bytes(check_digest(digest))
         return self.put_manifest(tag, body, content_type.split(";")[0])
 
-    def delete_manifest(self, digest: str) -> None:
+    def delete_manifest(self, digest: str) -> requests.Response:
         """Delete a manifest by digest; the registry removes every tag that points at it.
 
-        Raises :class:`UnsupportedOperation` when the registry has deletes disabled and
-        :class:`ManifestNotFound` when the digest is not there.
+        Returns the registry's answer (202), as dreg-client does. Raises :class:`UnsupportedOperation`
+        when the registry has deletes disabled and :class:`ManifestNotFound` when the digest is not there.
         """
         check_digest(digest)
-        self._client.request(
+        return self._client.request(
             "DELETE", f"{self.name}/manifests/{digest}", what=f"delete {self.name}@{digest}", ok=(202, 200)
         )
+
+    def untag(self, tag: str) -> str:
+        """Remove one tag, leaving the manifest and every other tag on it in place.
+
+        ``DELETE /v2/<name>/manifests/<tag>`` where the registry supports it (OCI distribution 1.1);
+        else the known fallback for registries that delete by digest only (Distribution 2.8 answers
+        400 ``DIGEST_INVALID``): point the tag at a tiny manifest of its own (the 2-byte empty
+        config, no layers, a unique annotation), then delete that manifest by digest, which takes
+        the tag with it. Returns how it went: ``"delete-tag"`` or ``"placeholder"``.
+
+        Check :meth:`deletes_enabled` first: with deletes disabled the fallback would leave the tag
+        on the placeholder.
+        """
+        check_tag(tag)
+        try:
+            self._client.request(
+                "DELETE", f"{self.name}/manifests/{tag}", what=f"untag {self.name}:{tag}", ok=(202, 200)
+            )
+            return "delete-tag"
+        except (BadRequest, UnsupportedOperation, NotFound) as exc:
+            if isinstance(exc, NotFound) and self.check_manifest(tag) is None:
+                raise
+        config = self.push_blob(b"{}")
+        stamp = f"{tag} {datetime.now(timezone.utc).isoformat()} {uuid.uuid4()}"
+        body = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.oci.empty.v1+json",
+                    "digest": config.digest,
+                    "size": 2,
+                },
+                "layers": [],
+                "annotations": {"dev.dreg-frames.untag": stamp},
+            },
+            separators=(",", ":"),
+        ).encode()
+        placeholder = self.put_manifest(tag, body, OCI_MANIFEST)
+        self.delete_manifest(placeholder)
+        return "placeholder"
 
     def deletes_enabled(self) -> bool | None:
         """Whether the registry accepts manifest deletes here, asked without deleting anything.
@@ -181,21 +252,63 @@ class Repository:
             return None
         return True
 
+    def referrers(self, digest: str, artifact_type: str | None = None) -> list[Descriptor] | None:
+        """The OCI 1.1 referrers of ``digest`` (signatures, SBOMs, attestations whose ``subject`` it is),
+        through ``GET /v2/<name>/referrers/<digest>``; None when the registry has no referrers API.
+
+        The spec forbids a 404 from a registry that has the API, so a 404 means "not supported"
+        (Distribution 2.8 answers so: clients then read the ``sha256-<hex>`` tag schema instead).
+        ``artifact_type`` is sent as the spec's filter and applied here too when the registry says
+        it did not (no ``OCI-Filters-Applied``). Pages are followed through ``Link``, at most
+        :data:`MAX_REFERRER_PAGES` of them.
+        """
+        digest_of(b"", check_digest(digest))
+        query = f"?artifactType={quote(artifact_type, safe='')}" if artifact_type else ""
+        path = f"{self.name}/referrers/{digest}{query}"
+        found: list[Descriptor] = []
+        for _ in range(MAX_REFERRER_PAGES):
+            try:
+                body, response = self._client.get_capped(
+                    path, what=f"list referrers of {self.name}@{digest}", cap=MAX_MANIFEST_BYTES
+                )
+            except NotFound:
+                if found:
+                    raise
+                return None
+            index = parse_manifest(body, response.headers.get("Content-Type") or OCI_INDEX)
+            if not isinstance(index, ImageIndex):
+                raise ManifestError(f"referrers of {self.name}@{digest}: the answer is not an image index")
+            filtered = "artifacttype" in response.headers.get("OCI-Filters-Applied", "").lower()
+            found.extend(
+                d
+                for d in index.manifests
+                if not artifact_type or filtered or d.artifact_type == artifact_type
+            )
+            link = response.links.get("next", {}).get("url")
+            if not link:
+                return found
+            path = requests.compat.urljoin(response.url, link)
+        raise RegistryError(f"referrers of {self.name}@{digest}: more than {MAX_REFERRER_PAGES} pages")
+
     # -- blobs ------------------------------------------------------------------------------------
     def get_blob(self, digest: str, *, stream: bool = True) -> requests.Response:
-        """The blob's response (streaming by default; read ``.content`` or ``.iter_content``)."""
+        """The blob's response (streaming by default; read ``.content`` or ``.iter_content``).
+
+        With ``stream=False`` the whole blob is read here, however large (you asked for it in
+        memory); :meth:`blob_bytes` takes a ``cap``. A streamed body is read by you, after the
+        request's deadline has ended (the read timeout still bounds each read)."""
         check_digest(digest)
         return self._client.request(
-            "GET", f"{self.name}/blobs/{digest}", what=f"get blob {digest}", stream=stream
+            "GET", f"{self.name}/blobs/{digest}", what=f"get blob {digest}", stream=stream, cap=1 << 62
         )
 
     def blob_bytes(self, digest: str, *, cap: int | None = None) -> bytes:
         """A blob read into memory and checked against its digest."""
-        check_digest(digest)
+        digest_of(b"", check_digest(digest))  # an algorithm we cannot verify is refused before asking
         body, _ = self._client.get_capped(
             f"{self.name}/blobs/{digest}", what=f"get blob {self.name}@{digest}", cap=cap or 1 << 62
         )
-        actual = sha256_digest(body) if digest.startswith("sha256:") else digest
+        actual = digest_of(body, digest)
         if actual != digest:
             raise DigestMismatch(digest, actual, f"blob in {self.name}")
         return body
@@ -238,22 +351,24 @@ class Repository:
 
         An existing blob is not uploaded again.
         """
+        # ``digest`` may name another algorithm (sha512): the upload is addressed, and checked, by it.
+        algorithm = digest_of(b"", check_digest(digest)).split(":")[0] if digest else "sha256"
         payload: bytes | IO[bytes]
         if isinstance(data, (bytes, bytearray)):
             payload = bytes(data)
             size = len(data)
-            actual = sha256_digest(payload)
+            actual = digest_of(payload, algorithm)
         else:
             start = data.tell()
-            hasher = hashlib.sha256()
+            hasher = hashlib.new(algorithm)
             size = 0
             for chunk in iter(lambda: data.read(_CHUNK), b""):
                 hasher.update(chunk)
                 size += len(chunk)
             data.seek(start)
             payload = data
-            actual = "sha256:" + hasher.hexdigest()
-        if digest is not None and check_digest(digest) != actual:
+            actual = f"{algorithm}:{hasher.hexdigest()}"
+        if digest is not None and digest != actual:
             raise DigestMismatch(digest, actual, f"push to {self.name}")
         descriptor = Descriptor(media_type="application/octet-stream", digest=actual, size=size)
         if self.check_blob(actual) is not None:
@@ -307,6 +422,6 @@ class Repository:
         return False
 
 
-def _is_schema1(response: requests.Response) -> bool:
+def _is_schema1(content_type: str) -> bool:
     # Exact types: "manifest.v1" also occurs in the OCI manifest's media type.
-    return response.headers.get("Content-Type", "").split(";")[0].strip() in SCHEMA1_TYPES
+    return content_type.split(";")[0].strip() in SCHEMA1_TYPES
