@@ -15,6 +15,7 @@ from typing import Any
 from .client.errors import DregError
 from .client.push import make_layer, push_image, push_multiarch
 from .client.registry import Registry
+from .sample_artifacts import seed_artifacts
 
 __all__ = ["SeededImage", "data_path", "layer_bytes", "load_spec", "seed_registry"]
 
@@ -95,4 +96,5 @@ def seed_registry(registry: Registry, spec: dict[str, Any] | None = None) -> lis
             )
             digest, media_type, plats = manifest.digest, manifest.media_type, (DEFAULT_PLATFORM,)
         pushed.append(SeededImage(repo.name, tuple(tags), digest, media_type, tuple(plats), image["created"]))
+    seed_artifacts(registry, spec.get("artifacts", []))
     return pushed

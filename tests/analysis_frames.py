@@ -28,7 +28,7 @@ def image(
         platform,
         d(config or f"cfg-{manifest}"),
         created,
-        tuple((d(n), s, "layer") for n, s in layers),
+        tuple((d(n), s, "layer", ()) for n, s in layers),
         config_size=100,
         manifest_size=10,
     )

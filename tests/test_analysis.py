@@ -236,8 +236,10 @@ def test_reclaimable_mark_and_sweep(app: dict[str, pd.DataFrame]) -> None:
     # plain GC keeps the children: only the index blob goes
     plain = reclaimable(layers, [("team/app", d("idx"))], delete_untagged=False)
     assert list(plain["blob"]) == [d("idx")]
-    # a child digest still referenced by the tagged index frees nothing
-    assert reclaimable(layers, [("team/app", d("c-amd"))]).empty
+    # a child digest deleted under its tagged index: the index still lists (and so keeps) the
+    # child's manifest, but nothing keeps its config and layer: GC frees them, and the image breaks
+    child = reclaimable(layers, [("team/app", d("c-amd"))])
+    assert set(child["blob"]) == {d("cfg-c-amd"), d("amd")}
     # stale output plugs straight in
     candidates = stale(app["images"], "90D", 1, "keep-.*", now=NOW)
     # team/app m1 is still tagged in other/app; the index frees its 521 bytes

@@ -1,4 +1,4 @@
-"""Safe delete against the real registry: plan, dry run, moved tags, audit log, and the widget."""
+"""Safe delete against the real registry: plan, dry run, moved tags, audit log (widget: test_widgets.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 
 from dreg_frames import LocalRegistry, Registry, crawl, make_layer, push_image, push_multiarch
 from dreg_frames.delete import AUDIT_COLUMNS, AuditLogError, execute, plan_delete
-from dreg_frames.widgets import delete_widget
 
 from .conftest import unique_name
 
@@ -93,9 +92,10 @@ def test_delete_removes_the_digest_and_its_tags_only(
     again = execute(registry, plan, dry_run=False, audit_log=log, user="auditor")
     assert list(again["outcome"]) == ["already gone"]
     rows = _audit(log)
-    assert [r["outcome"] for r in rows] == ["deleted", "already gone"]
-    assert rows[0]["user"] == "auditor" and rows[0]["registry"] == registry.client.host
-    assert int(rows[0]["bytes"]) == len(old.raw) + old.config.size  # type: ignore[attr-defined]
+    # the intent row goes to the log before the DELETE is sent, the outcome after it
+    assert [r["outcome"] for r in rows] == ["deleting", "deleted", "already gone"]
+    assert rows[1]["user"] == "auditor" and rows[1]["registry"] == registry.client.host
+    assert int(rows[1]["bytes"]) == len(old.raw) + old.config.size  # type: ignore[attr-defined]
 
 
 def test_a_tag_moved_after_planning_is_skipped(
@@ -141,62 +141,13 @@ def test_audit_log_is_never_overwritten(tmp_path: Path, registry: Registry) -> N
     assert log.read_text() == "my,own,spreadsheet\n"
 
 
-def test_widget_dry_run_then_delete(scene: dict[str, object], registry: Registry, tmp_path: Path) -> None:
-    one, old, keep = scene["one"], scene["old"], scene["keep"]
-    log = tmp_path / "audit.csv"
-    w = delete_widget(registry, scene["result"], audit_log=log)
-    w.repository.value = one.name  # type: ignore[attr-defined]
-    w.digest.value = old.digest  # type: ignore[attr-defined]
-    assert "a, b" in w.details.value and "garbage collection would free" in w.details.value
-    assert w.dry_run.value is True
-    w.delete_button.click()
-    assert w.confirm_box.layout.display == "flex" and "Confirm" in w.messages
-    w.confirm_button.click()
-    assert "Dry run" in w.messages and sorted(one.tags()) == ["a", "b", "keep"]  # type: ignore[attr-defined]
-    w.dry_run.value = False
-    w.delete_button.click()
-    w.cancel_button.click()
-    assert "Cancelled" in w.messages and one.check_manifest(old.digest) == old.digest  # type: ignore[attr-defined]
-    w.delete_button.click()
-    w.confirm_button.click()
-    assert "Deleted" in w.messages
-    assert one.tags() == ["keep"] and one.check_manifest("keep") == keep.digest  # type: ignore[attr-defined]
-    assert bool(w.frame.loc[w.frame["digest"] == old.digest, "deleted"].iloc[0])  # type: ignore[attr-defined]
-    assert old.digest not in [v for _, v in w.digest.options]  # type: ignore[attr-defined]
-    assert [r["outcome"] for r in _audit(log)] == ["dry run", "deleted"]
-
-
-def test_widget_confirm_without_ask_and_deletes_disabled(
-    nodelete_server: LocalRegistry, tmp_path: Path
-) -> None:
-    registry = Registry.build_with_manual_client(nodelete_server.url)
-    repo = registry.repository(unique_name("nodel-widget"))
-    pushed = push_image(repo, [make_layer({"w": b"w"})], ["v1"])
-    w = delete_widget(registry, crawl(registry, [repo.name], progress=False), audit_log=tmp_path / "a.csv")
-    w.confirm_button.click()
-    assert "Nothing is waiting" in w.messages
-    w.repository.value = repo.name
-    w.digest.value = pushed.digest
-    w.dry_run.value = False
-    w.delete_button.click()
-    assert "refuses deletes" in w.messages and w.confirm_box.layout.display == "none"
-    assert repo.tags() == ["v1"]
-
-
-def test_duplicates_output_feeds_the_plan_and_the_widget(
-    scene: dict[str, object], registry: Registry
-) -> None:
+def test_duplicates_output_feeds_the_plan(scene: dict[str, object], registry: Registry) -> None:
     from dreg_frames import duplicates
 
     one, old = scene["one"], scene["old"]
     dupes = duplicates(scene["result"])  # old has two tags in one repository: a digest duplicate
     plan = plan_delete(scene["result"], dupes)
     assert (one.name, old.digest) in set(zip(plan["repository"], plan["digest"], strict=True))  # type: ignore[attr-defined]
-    w = delete_widget(registry, scene["result"], candidates=dupes)
-    assert list(w.repository.options) == [one.name]  # type: ignore[attr-defined]
-    assert [v for _, v in w.digest.options] == [old.digest]  # type: ignore[attr-defined]
-    # opened with the first candidate selected and described, before the user touches anything
-    assert w.digest.value == old.digest and "tags that go with it: <b>a, b</b>" in w.details.value  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="candidates need"):
         plan_delete(scene["result"], pd.DataFrame({"x": [1]}))
 
@@ -210,3 +161,76 @@ def test_a_plan_read_back_from_csv_is_refused(
     with pytest.raises(ValueError, match="plan again"):
         execute(registry, pd.read_csv(tmp_path / "plan.csv"), dry_run=False, audit_log=tmp_path / "a.csv")
     assert sorted(one.tags()) == ["a", "b", "keep"]  # type: ignore[attr-defined]
+
+
+# -- execute trusts the live registry, not the plan frame (issue 12) -----------------------------------
+
+
+def test_a_recheck_that_cannot_run_deletes_nothing(registry_server: LocalRegistry, tmp_path: Path) -> None:
+    from .fault_proxy import Exchange, FaultProxy, Reply
+
+    with FaultProxy(registry_server.port or 0) as proxy:
+        registry = Registry.build_with_manual_client(proxy.url, retry=0)
+        repo = registry.repository(unique_name("recheck"))
+        pushed = push_image(repo, [make_layer({"r": b"recheck"})], ["a"])
+        plan = plan_delete(crawl(registry, [repo.name], progress=False), [(repo.name, pushed.digest)])
+        repo.tag(pushed.digest, "b")  # a tag the plan never showed; the tags list will not say so
+
+        def broken_tags(exchange: Exchange, forward: object) -> Reply | None:
+            return Reply(500, {}, b"oops") if "/tags/list" in exchange.path else None
+
+        proxy.rules.append(broken_tags)
+        done = execute(registry, plan, dry_run=False, audit_log=tmp_path / "a.csv")
+        proxy.rules.clear()
+        assert list(done["outcome"]) == ["skipped"]
+        assert "re-check could not run" in done["error"].iloc[0] and "ServerError" in done["error"].iloc[0]
+        assert not [e for e in proxy.seen if e.method == "DELETE" and pushed.digest in e.path]
+        assert sorted(repo.tags()) == ["a", "b"]
+
+
+def test_blocked_is_derived_again_at_execute_time(registry: Registry, tmp_path: Path) -> None:
+    repo = registry.repository(unique_name("rederive"))
+    index = push_multiarch(
+        repo,
+        {"linux/amd64": [make_layer({"x": b"amd"})], "linux/arm64": [make_layer({"x": b"arm"})]},
+        ["multi"],
+    )
+    child = index.manifests[0].digest
+    repo.tag(child, "plat")  # the child is also tagged on its own
+    result = crawl(registry, [repo.name], progress=False)
+    unknown = "sha256:" + "c" * 64
+    plan = plan_delete(result, [(repo.name, child), (repo.name, unknown)])
+    assert plan["blocked"].all()
+    forged = plan.assign(blocked=False)  # a frame edited by hand, or a bug upstream
+    done = execute(registry, forged, dry_run=False, audit_log=tmp_path / "a.csv")
+    outcomes = dict(zip(done["digest"], zip(done["outcome"], done["error"], strict=True), strict=True))
+    assert (
+        outcomes[child][0] == "skipped"
+        and f"a platform manifest of index {index.digest}" in outcomes[child][1]
+    )
+    assert outcomes[unknown][0] == "blocked" and "no tag" in outcomes[unknown][1]
+    assert repo.check_manifest(child) == child and repo.check_manifest("multi") == index.digest
+
+
+def test_the_audit_row_is_written_before_the_delete(
+    scene: dict[str, object], registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dreg_frames.client.repository import Repository
+
+    one, old = scene["one"], scene["old"]
+    plan = plan_delete(scene["result"], [(one.name, old.digest)])  # type: ignore[attr-defined]
+    log = tmp_path / "audit.csv"
+    logged_before: list[list[str]] = []
+    real_delete = Repository.delete_manifest
+
+    def delete_then_ctrl_c(self: Repository, digest: str) -> None:
+        logged_before.append([r["outcome"] for r in _audit(log) if r["digest"] == digest])
+        real_delete(self, digest)
+        raise KeyboardInterrupt  # the user gives up right after the registry accepted it
+
+    monkeypatch.setattr(Repository, "delete_manifest", delete_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        execute(registry, plan, dry_run=False, audit_log=log)
+    assert logged_before == [["deleting"]]
+    assert [r["outcome"] for r in _audit(log)] == ["deleting", "interrupted"]
+    assert one.check_manifest(old.digest) is None  # type: ignore[attr-defined]  # it did happen

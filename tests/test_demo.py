@@ -22,7 +22,16 @@ def test_saved_sample_matches_a_fresh_crawl() -> None:
 def test_sample_covers_what_the_demo_promises() -> None:
     sample = load_sample()
     spec = load_spec()
-    assert len(sample.tags) == sum(len(image["tags"]) for image in spec["images"])
+    artifacts = spec.get("artifacts", [])  # one tag each: a signature, an SBOM's referrers index, a chart
+    assert len(sample.tags) == sum(len(image["tags"]) for image in spec["images"]) + len(artifacts)
+    assert set(sample.tags["kind"].astype(str)) == {
+        "image",
+        "index",
+        "signature",
+        "referrers-index",
+        "helm-chart",
+    }
+    assert set(sample.referrers["kind"].astype(str)) == {"signature", "sbom"}
     media = set(sample.tags["media_type"].astype(str))
     assert {
         "application/vnd.oci.image.index.v1+json",

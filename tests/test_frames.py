@@ -20,7 +20,7 @@ def test_schema1_sizes_are_unknown_not_zero() -> None:
         "linux/amd64",
         None,
         "2015-01-01T00:00:00Z",
-        ((D[2], None, ""), (D[3], None, "")),
+        ((D[2], None, "", ()), (D[3], None, "", ())),
     )
     frames = build_frames(
         "r",
@@ -43,10 +43,10 @@ def test_empty_crawl_has_every_column_and_dtype() -> None:
 
 def test_tag_size_counts_a_layer_shared_by_platforms_once() -> None:
     amd = ImageRecord(
-        D[1], "m", "linux/amd64", D[4], "2024-01-01T00:00:00Z", ((D[6], 100, "l"), (D[7], 10, "l"))
+        D[1], "m", "linux/amd64", D[4], "2024-01-01T00:00:00Z", ((D[6], 100, "l", ()), (D[7], 10, "l", ()))
     )
     arm = ImageRecord(
-        D[2], "m", "linux/arm64", D[5], "2024-02-01T00:00:00Z", ((D[6], 100, "l"), (D[8], 20, "l"))
+        D[2], "m", "linux/arm64", D[5], "2024-02-01T00:00:00Z", ((D[6], 100, "l", ()), (D[8], 20, "l", ()))
     )
     frames = build_frames("r", [TagRecord("a", "t", D[0], "index", (amd, arm))], [], [], NOW)
     tag = frames["tags"].iloc[0]

@@ -55,9 +55,13 @@ def to_timedelta(value: str | pd.Timedelta | int | None, what: str) -> pd.Timede
 
 
 def codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Category codes and category names (as an object array) of a column, categorical or not."""
+    """Category codes (int64, -1 for missing) and category names (an object array) of a column.
+
+    pandas stores codes as int8 below 128 categories and int16 below 32768: every caller offsets,
+    multiplies or combines codes, so they are widened here, once, before any arithmetic.
+    """
     cat = series if isinstance(series.dtype, pd.CategoricalDtype) else series.astype("category")
-    return cat.cat.codes.to_numpy(), cat.cat.categories.to_numpy(dtype=object)
+    return cat.cat.codes.to_numpy().astype(np.int64), cat.cat.categories.to_numpy(dtype=object)
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._frames import as_frame
+from ..dask import is_dask
+from ._frames import as_frame, codes
 
 __all__ = ["duplicates"]
 
 COLUMNS = ["kind", "key", "digests", "references", "n_references", "n_repositories", "size"]
-
-
-def _codes(series: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    cat = series if isinstance(series.dtype, pd.CategoricalDtype) else series.astype("category")
-    return cat.cat.codes.to_numpy(), cat.cat.categories
 
 
 def duplicates(frame: Any) -> pd.DataFrame:
@@ -32,29 +28,35 @@ def duplicates(frame: Any) -> pd.DataFrame:
 
         result.layers.pipe(duplicates).query("n_repositories > 1")
     """
+    if is_dask(frame):  # a dask frame or DaskCrawl: the same answer, partition by partition
+        from ..dask.analysis import duplicates as dask_duplicates
+
+        return dask_duplicates(frame)
     src = as_frame(
         frame, ["repository", "tag", "digest", "manifest_digest"], "duplicates", ("layers", "images")
     )
     # Work on category codes: a crawl may have millions of rows, the answer only a few groups.
-    repo, repo_names = _codes(src["repository"])
-    tag, tag_names = _codes(src["tag"])
-    digest, digest_names = _codes(src["digest"])
-    manifest, manifest_names = _codes(src["manifest_digest"])
+    repo, repo_names = codes(src["repository"])
+    tag, tag_names = codes(src["tag"])
+    digest, digest_names = codes(src["digest"])
+    manifest, manifest_names = codes(src["manifest_digest"])
     work = pd.DataFrame({"repo": repo, "tag": tag, "digest": digest, "manifest": manifest})
     if "layer_digest" in src:
-        layer, _ = _codes(src["layer_digest"])
+        layer, _ = codes(src["layer_digest"])
         # An order-sensitive fingerprint of each manifest's layer list, summed in uint64 arithmetic.
         position = (
-            src["layer_index"].to_numpy(dtype="uint64")
+            src["layer_index"].fillna(0).to_numpy(dtype="uint64")
             if "layer_index" in src
             else np.zeros(len(src), "uint64")
         )
         one = pd.DataFrame({"manifest": manifest, "position": position, "layer": layer})
-        keep = ~one.duplicated(["manifest", "position"]).to_numpy()
+        # the row of a manifest without layers has no layer to fingerprint (its size is 0)
+        keep = ~one.duplicated(["manifest", "position"]).to_numpy() & (layer >= 0)
         mixed = pd.util.hash_array(layer[keep].astype("uint64") * np.uint64(1_000_003) + position[keep])
         fingerprint = pd.Series(mixed).groupby(manifest[keep]).sum()
         layer_size = src["layer_size"].to_numpy(dtype="float64", na_value=np.nan)[keep]
         size = pd.Series(layer_size).groupby(manifest[keep]).sum(min_count=1)
+        size = size.reindex(np.unique(manifest), fill_value=0.0)
     else:
         fingerprint = None
         size = (
@@ -63,7 +65,7 @@ def duplicates(frame: Any) -> pd.DataFrame:
             .first()
         )
     if "config_digest" in src:
-        work["config"], config_names = _codes(src["config_digest"])
+        work["config"], config_names = codes(src["config_digest"])
     images = work.drop_duplicates(["repo", "tag", "manifest"])
     images = images.assign(size=images["manifest"].map(size))
     parts = []
@@ -84,6 +86,10 @@ def duplicates(frame: Any) -> pd.DataFrame:
 
     if "config" in images:
         content = images[images["config"] >= 0]
+        if fingerprint is not None:
+            # Same config and no layers says nothing about sameness (OCI artifacts share the empty
+            # config): content duplicates need a layer list to compare.
+            content = content[content["manifest"].isin(fingerprint.index)]
         content = content.assign(fp=content["manifest"].map(fingerprint) if fingerprint is not None else 0)
         content = content.assign(
             key=content["config"].astype("int64").astype(str) + "|" + content["fp"].astype(str)
@@ -108,13 +114,11 @@ def duplicates(frame: Any) -> pd.DataFrame:
     )
 
 
-def _groups(rows: pd.DataFrame, by: str, repo_names: pd.Index, tag_names: pd.Index) -> pd.DataFrame:
+def _groups(rows: pd.DataFrame, by: str, repo_names: np.ndarray, tag_names: np.ndarray) -> pd.DataFrame:
     """references / n_references / n_repositories per ``by`` group, built once for all groups."""
     pairs = rows.drop_duplicates([by, "repo", "tag"])
-    names = pd.Series(repo_names.to_numpy(dtype=object)[pairs["repo"].to_numpy()], index=pairs.index)
-    names = (
-        names + ":" + pd.Series(tag_names.to_numpy(dtype=object)[pairs["tag"].to_numpy()], index=pairs.index)
-    )
+    names = pd.Series(repo_names[pairs["repo"].to_numpy()], index=pairs.index)
+    names = names + ":" + pd.Series(tag_names[pairs["tag"].to_numpy()], index=pairs.index)
     grouped = names.groupby(pairs[by].to_numpy())
     out = pd.DataFrame({"references": grouped.agg(sorted)})
     out["n_references"] = out["references"].map(len)

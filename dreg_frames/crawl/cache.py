@@ -15,14 +15,24 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
-from ..client.reference import check_digest, sha256_digest
+from ..client.reference import check_digest, digest_of
 from .records import ImageRecord
 
 __all__ = ["ContentCache"]
 
 SUMMARIES = "summaries-v1.json"
+_IMAGE_FIELDS = [f.name for f in fields(ImageRecord)]
+
+
+def _image_from_json(row: list[Any]) -> ImageRecord:
+    values = dict(zip(_IMAGE_FIELDS, row, strict=True))
+    # JSON has lists where the records hold tuples (layers, their urls, annotations' items).
+    values["layers"] = tuple((d, s, t, tuple(u)) for d, s, t, u in values["layers"])
+    return ImageRecord(**values)
 
 
 class ContentCache:
@@ -48,7 +58,7 @@ class ContentCache:
         except OSError:
             self.misses += 1
             return None
-        if digest.startswith("sha256:") and sha256_digest(body) != digest:
+        if digest_of(body, digest) != digest:
             # A corrupted file is a miss, never content under the wrong digest.
             self.misses += 1
             return None
@@ -63,47 +73,28 @@ class ContentCache:
         _atomic_write(path, body)
 
     def load_summaries(self) -> dict[str, tuple[str, tuple[ImageRecord, ...], int | None]]:
-        """Top digest -> (media type, platform images, manifest size), from earlier complete crawls."""
+        """Top digest -> (media type, platform images, manifest size), from earlier complete crawls.
+
+        A file written with other record fields (another version) is ignored and rebuilt.
+        """
         try:
             data = json.loads((self.root / SUMMARIES).read_text())
         except (OSError, ValueError):
             return {}
         out: dict[str, tuple[str, tuple[ImageRecord, ...], int | None]] = {}
         try:
+            if data.pop("_fields") != _IMAGE_FIELDS:
+                return {}
             for digest, (media_type, images, size) in data.items():
-                out[digest] = (
-                    media_type,
-                    tuple(
-                        ImageRecord(m, mt, p, c, cr, tuple((d, s, t) for d, s, t in layers), cs, ms)
-                        for m, mt, p, c, cr, layers, cs, ms in images
-                    ),
-                    size,
-                )
-        except (TypeError, ValueError):
-            return {}  # another version's file: rebuilt by this crawl
+                out[digest] = (media_type, tuple(_image_from_json(row) for row in images), size)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return {}
         return out
 
     def save_summaries(self, summaries: dict[str, tuple[str, tuple[ImageRecord, ...], int | None]]) -> None:
-        data = {
-            digest: [
-                media_type,
-                [
-                    [
-                        i.manifest_digest,
-                        i.manifest_media_type,
-                        i.platform,
-                        i.config_digest,
-                        i.created,
-                        [list(layer) for layer in i.layers],
-                        i.config_size,
-                        i.manifest_size,
-                    ]
-                    for i in images
-                ],
-                size,
-            ]
-            for digest, (media_type, images, size) in summaries.items()
-        }
+        data: dict[str, object] = {"_fields": _IMAGE_FIELDS}
+        for digest, (media_type, images, size) in summaries.items():
+            data[digest] = [media_type, [[getattr(i, f) for f in _IMAGE_FIELDS] for i in images], size]
         self.root.mkdir(parents=True, exist_ok=True)
         _atomic_write(self.root / SUMMARIES, json.dumps(data, separators=(",", ":")).encode())
 

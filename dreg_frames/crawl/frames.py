@@ -27,12 +27,15 @@ layer_media_type       the layer's media type
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
-from .records import ErrorRecord, RepositoryRecord, TagRecord
+from ..client.artifacts import created_annotation, kind_of_type, tag_schema_subject
+from ..client.mediatypes import FOREIGN_LAYER_TYPES, INDEX_TYPES
+from .records import ErrorRecord, ReferrerRecord, RepositoryRecord, TagRecord
 
 __all__ = [
     "ERROR_COLUMNS",
@@ -54,7 +57,11 @@ KEY_COLUMNS = [
     "media_type",
     "manifest_digest",
     "manifest_media_type",
+    "parent_digest",
     "platform",
+    "os_version",
+    "kind",
+    "subject_digest",
     "config_digest",
     "created",
     "created_suspect",
@@ -62,9 +69,18 @@ KEY_COLUMNS = [
     "manifest_size",
     "digest_size",
 ]
-LAYER_ONLY = ["layer_index", "layer_digest", "layer_size", "layer_media_type"]
+LAYER_ONLY = ["layer_index", "layer_digest", "layer_size", "layer_media_type", "layer_foreign", "layer_urls"]
 LAYER_COLUMNS = KEY_COLUMNS + LAYER_ONLY
-IMAGE_COLUMNS = [*KEY_COLUMNS, "size", "n_layers"]
+IMAGE_ONLY = [
+    "size",
+    "n_layers",
+    "artifact_type",
+    "config_media_type",
+    "created_source",
+    "referrer_source",
+    "annotations",
+]
+IMAGE_COLUMNS = [*KEY_COLUMNS, *IMAGE_ONLY]
 TAG_COLUMNS = [
     "registry",
     "repository",
@@ -72,11 +88,26 @@ TAG_COLUMNS = [
     "digest",
     "media_type",
     "platforms",
+    "kind",
     "created",
     "created_suspect",
     "size",
     "n_images",
     "digest_size",
+    "subject_digest",
+]
+REFERRER_COLUMNS = [
+    "registry",
+    "repository",
+    "subject_digest",
+    "referrer_digest",
+    "kind",
+    "artifact_type",
+    "referrer_source",
+    "tag",
+    "size",
+    "created",
+    "subject_found",
 ]
 ERROR_COLUMNS = ["registry", "repository", "tag", "stage", "error", "message", "status", "digest"]
 REPOSITORY_COLUMNS = ["registry", "repository", "n_tags", "state"]
@@ -91,16 +122,29 @@ _TYPES: dict[str, str] = {
     "media_type": _CAT,
     "manifest_digest": _CAT,
     "manifest_media_type": _CAT,
+    "parent_digest": _CAT,
     "platform": _CAT,
+    "os_version": _CAT,
+    "kind": _CAT,
+    "artifact_type": _CAT,
+    "config_media_type": _CAT,
+    "created_source": _CAT,
+    "subject_digest": _CAT,
+    "referrer_source": _CAT,
+    "referrer_digest": _CAT,
+    "subject_found": "bool",
+    "annotations": _CAT,
     "platforms": _CAT,
     "config_digest": _CAT,
     "created": _TS,
     "created_suspect": "bool",
     "created_raw": _CAT,
-    "layer_index": "int16",
+    "layer_index": "Int16",
     "layer_digest": _CAT,
     "layer_size": "Int64",
     "layer_media_type": _CAT,
+    "layer_foreign": "bool",
+    "layer_urls": _CAT,
     "size": "Int64",
     "config_size": "Int32",
     "manifest_size": "Int32",
@@ -120,6 +164,7 @@ SCHEMAS: dict[str, list[str]] = {
     "tags": TAG_COLUMNS,
     "errors": ERROR_COLUMNS,
     "repositories": REPOSITORY_COLUMNS,
+    "referrers": REFERRER_COLUMNS,
 }
 _SORT: dict[str, list[str]] = {
     "layers": ["repository", "tag", "platform", "manifest_digest", "layer_index"],
@@ -127,8 +172,11 @@ _SORT: dict[str, list[str]] = {
     "tags": ["repository", "tag"],
     "errors": ["repository", "tag", "stage", "digest", "message"],
     "repositories": ["repository"],
+    "referrers": ["repository", "subject_digest", "referrer_digest"],
 }
 
+_NS_MIN = pd.Timestamp.min.tz_localize("UTC")
+_NS_MAX = pd.Timestamp.max.tz_localize("UTC")
 # Container images did not exist before 2013: an earlier date is a build-time stamp, not an age.
 SUSPECT_BEFORE = pd.Timestamp("2013-01-01", tz="UTC")
 
@@ -160,8 +208,25 @@ def apply_schema(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def empty_frame(kind: str) -> pd.DataFrame:
+    """A frame of the contract's columns and dtypes with no rows."""
+    return apply_schema(pd.DataFrame(columns=SCHEMAS[kind]), kind)
+
+
 def _parse_created(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce").astype("datetime64[ns, UTC]")
+    """RFC 3339 text -> nanosecond UTC timestamps; NaT for anything unreadable or out of range.
+
+    cosign writes year 1 and some builds year 9999: nanosecond timestamps end in 2262, so such
+    dates are NaT here (their text stays in ``created_raw``), never an error. pandas 3 picks the
+    unit from the values, so out-of-range dates are masked before the cast, not caught after it.
+    """
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.astype("datetime64[ns, UTC]")
+    # RFC 3339 allows a lowercase 't' and 'z'; pandas' ISO 8601 parser does not.
+    text = values.astype("string").str.strip().str.upper()
+    parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+    in_range = parsed.between(_NS_MIN, _NS_MAX)
+    return parsed.where(in_range).astype("datetime64[ns, UTC]")
 
 
 def mark_suspect(created: pd.Series, now: datetime | None = None) -> pd.Series:
@@ -171,22 +236,28 @@ def mark_suspect(created: pd.Series, now: datetime | None = None) -> pd.Series:
     return created.isna() | (created < SUSPECT_BEFORE) | (created > future)
 
 
+_IMAGE = object()
+_NO_LAYER = (_IMAGE, None, None, None, None, False, None)
+
+
 def build_frames(
     registry: str,
     tags: Sequence[TagRecord],
     errors: Iterable[ErrorRecord],
     repositories: Iterable[RepositoryRecord],
     now: datetime | None = None,
+    referrers: Iterable[ReferrerRecord] = (),
 ) -> dict[str, pd.DataFrame]:
-    """Records -> the five frames of the contract."""
+    """Records -> the six frames of the contract."""
     image_rows: list[tuple[object, ...]] = []
     # Columnar lists rather than row dicts: a crawl may hold millions of layer rows.
     layer_cols: dict[str, list[object]] = {c: [] for c in ["_image", *LAYER_ONLY]}
+    add_layer = [layer_cols[c].append for c in ["_image", *LAYER_ONLY]]
     for record in tags:
         for image in record.images:
             image_id = len(image_rows)
-            size = sum(s for _, s, _ in image.layers if s is not None) if image.layers else 0
-            unknown = any(s is None for _, s, _ in image.layers)
+            size = sum(s for _, s, _, _ in image.layers if s is not None) if image.layers else 0
+            unknown = any(s is None for _, s, _, _ in image.layers)
             image_rows.append(
                 (
                     registry,
@@ -196,7 +267,11 @@ def build_frames(
                     record.media_type,
                     image.manifest_digest,
                     image.manifest_media_type,
+                    image.parent_digest,
                     image.platform,
+                    image.os_version,
+                    image.kind,
+                    image.subject_digest,
                     image.config_digest,
                     image.created,
                     image.config_size,
@@ -204,14 +279,23 @@ def build_frames(
                     record.digest_size,
                     None if unknown else size,
                     len(image.layers),
+                    image.artifact_type,
+                    image.config_media_type,
+                    image.created_source,
+                    image.referrer_source,
+                    image.annotations,
                 )
             )
-            for index, (digest, layer_size, media_type) in enumerate(image.layers):
-                layer_cols["_image"].append(image_id)
-                layer_cols["layer_index"].append(index)
-                layer_cols["layer_digest"].append(digest)
-                layer_cols["layer_size"].append(layer_size)
-                layer_cols["layer_media_type"].append(media_type)
+            if not image.layers:
+                # A manifest without layers (an OCI artifact, a nested index) still has its manifest
+                # and config: one row with empty layer columns keeps them in the frame storage reads.
+                for append, value in zip(add_layer, _NO_LAYER, strict=True):
+                    append(image_id if value is _IMAGE else value)
+            for index, (digest, layer_size, media_type, urls) in enumerate(image.layers):
+                foreign = media_type in FOREIGN_LAYER_TYPES
+                row = (image_id, index, digest, layer_size, media_type, foreign, " ".join(urls) or None)
+                for append, value in zip(add_layer, row, strict=True):
+                    append(value)
     image_frame = pd.DataFrame(image_rows, columns=[c for c in IMAGE_COLUMNS if c != "created_suspect"])
     # The config's own text, for dates nanosecond timestamps cannot hold (year 2262 and later).
     image_frame["created_raw"] = image_frame["created"]
@@ -239,30 +323,131 @@ def build_frames(
         "layers": apply_schema(layer_frame, "layers"),
         "errors": apply_schema(error_frame, "errors"),
         "repositories": apply_schema(repo_frame, "repositories"),
+        "referrers": apply_schema(_referrers(image_frame, layer_frame, referrers, registry), "referrers"),
     }
+
+
+# How a link was found, most telling first: one referrer found several ways is listed once.
+_SOURCES = ["buildx-index", "cosign-tag", "tag-schema", "subject", "referrers-api"]
+
+
+def _referrers(
+    images: pd.DataFrame,
+    layers: pd.DataFrame,
+    listed: Iterable[ReferrerRecord],
+    registry: str,
+) -> pd.DataFrame:
+    """One row per (repository, subject, referrer): every link the crawl found, however it found it."""
+    linked = images[images["subject_digest"].notna()]
+    stored = layers[layers["layer_digest"].notna() & ~layers["layer_foreign"]]
+    layer_bytes = (
+        stored.drop_duplicates(["manifest_digest", "layer_digest"])
+        .groupby("manifest_digest", observed=True)["layer_size"]
+        .sum()
+    )
+    own = linked["manifest_digest"].map(layer_bytes).astype("Int64").fillna(0)
+    size = own + linked["config_size"].astype("Int64").fillna(0) + linked["manifest_size"].astype("Int64")
+    found = pd.DataFrame(
+        {
+            "registry": registry,
+            "repository": linked["repository"].astype(str),
+            "subject_digest": linked["subject_digest"].astype(str),
+            "referrer_digest": linked["manifest_digest"].astype(str),
+            "kind": linked["kind"].astype(str),
+            "artifact_type": linked["artifact_type"].astype(object),
+            "referrer_source": linked["referrer_source"].astype(str),
+            "tag": linked["tag"].astype(str),
+            "size": size.to_numpy(),
+            "created": linked["created"].to_numpy(),
+        }
+    )
+    api = pd.DataFrame(
+        [
+            (
+                registry,
+                r.repository,
+                r.subject_digest,
+                r.digest,
+                kind_of_type(r.artifact_type),
+                r.artifact_type,
+                "referrers-api",
+                None,
+                r.size,
+                created_annotation(json.loads(r.annotations)) if r.annotations else None,
+            )
+            for r in listed
+        ],
+        columns=list(found.columns),
+    )
+    api["created"] = _parse_created(api["created"])
+    out = pd.concat([found, api], ignore_index=True) if len(api) else found
+    out["_rank"] = out["referrer_source"].map({s: i for i, s in enumerate(_SOURCES)})
+    out = out.sort_values("_rank", kind="stable").drop_duplicates(
+        ["repository", "subject_digest", "referrer_digest"]
+    )
+    present = set(zip(images["repository"].astype(str), images["digest"].astype(str), strict=True)) | set(
+        zip(images["repository"].astype(str), images["manifest_digest"].astype(str), strict=True)
+    )
+    out["subject_found"] = [
+        (r, s) in present for r, s in zip(out["repository"], out["subject_digest"], strict=True)
+    ]
+    return out.drop(columns="_rank")
+
+
+def _tag_kind(record: TagRecord) -> tuple[str, str | None]:
+    """(kind, subject digest) of what a tag points at."""
+    if record.media_type in INDEX_TYPES:
+        schema = tag_schema_subject(record.tag)
+        return ("referrers-index", schema) if schema else ("index", None)
+    if record.images:
+        return record.images[0].kind, record.images[0].subject_digest
+    return "image", None
 
 
 def _tags_from_images(
     images: pd.DataFrame, layers: pd.DataFrame, tags: Sequence[TagRecord], registry: str
 ) -> pd.DataFrame:
     base = pd.DataFrame(
-        [(registry, t.repository, t.tag, t.digest, t.media_type, t.digest_size) for t in tags],
-        columns=["registry", "repository", "tag", "digest", "media_type", "digest_size"],
+        [(registry, t.repository, t.tag, t.digest, t.media_type, t.digest_size, *_tag_kind(t)) for t in tags],
+        columns=[
+            "registry",
+            "repository",
+            "tag",
+            "digest",
+            "media_type",
+            "digest_size",
+            "kind",
+            "subject_digest",
+        ],
     )
     if images.empty:
         for column, value in (("platforms", ""), ("created", pd.NaT), ("created_suspect", True), ("size", 0)):
             base[column] = value
         base["n_images"] = 0
         return base
-    grouped = images.groupby(["repository", "tag"], sort=False, observed=True)
+    # A tag's platforms are its images: not the rows of nested indexes (their own bytes) nor the
+    # attestation manifests buildx puts in an index (unknown/unknown, referrers of a platform).
+    platform_rows = (images["kind"].astype(str) != "index") & ~(
+        (images["kind"].astype(str) == "attestation") & images["parent_digest"].notna()
+    )
+    platform_images = images[platform_rows]
+    layer_rows = (layers["kind"].astype(str) != "index") & ~(
+        (layers["kind"].astype(str) == "attestation") & layers["parent_digest"].notna()
+    )
+    layers = layers[layer_rows]
+    label = platform_images["platform"].astype(str)
+    version = platform_images["os_version"].astype(object)
+    # Windows images differ by os.version alone (ltsc2019 vs ltsc2022): show it in the list.
+    label = label.where(version.isna(), label + " (" + version.astype(str) + ")")
+    grouped = platform_images.assign(_label=label).groupby(["repository", "tag"], sort=False, observed=True)
     summary = grouped.agg(
-        platforms=("platform", lambda p: ",".join(sorted(set(map(str, p))))),
+        platforms=("_label", lambda p: ",".join(sorted(set(p)))),
         created=("created", "max"),
         n_images=("manifest_digest", "size"),
     )
     summary["created_suspect"] = grouped["created_suspect"].all()
     # Bytes of distinct layers across the tag's platforms: what pulling every platform fetches.
-    unique = layers.drop_duplicates(["repository", "tag", "layer_digest"])
+    unique = layers[layers["layer_digest"].notna()].drop_duplicates(["repository", "tag", "layer_digest"])
     unique_size = unique.groupby(["repository", "tag"], sort=False, observed=True)["layer_size"].sum(
         min_count=1
     )

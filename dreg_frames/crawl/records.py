@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ErrorRecord", "ImageRecord", "LayerTuple", "RepositoryRecord", "TagRecord"]
+__all__ = ["ErrorRecord", "ImageRecord", "LayerTuple", "ReferrerRecord", "RepositoryRecord", "TagRecord"]
 
-# (layer_digest, layer_size or None, layer_media_type): a tuple, since crawls hold millions of them.
-LayerTuple = tuple[str, "int | None", str]
+# (layer_digest, layer_size or None, layer_media_type, urls): a tuple, since crawls hold millions of
+# them. ``urls`` is non-empty for foreign / non-distributable layers, which the registry does not store.
+LayerTuple = tuple[str, "int | None", str, tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,15 @@ class ImageRecord:
     layers: tuple[LayerTuple, ...]
     config_size: int | None = None
     manifest_size: int | None = None
+    os_version: str | None = None  # Windows: 10.0.17763.x (ltsc2019) vs 10.0.20348.x (ltsc2022)
+    parent_digest: str | None = None  # the index listing this manifest (None: the tag names it)
+    kind: str = "image"  # image, signature, attestation, sbom, helm-chart, artifact, index
+    artifact_type: str | None = None
+    config_media_type: str | None = None
+    created_source: str | None = None  # where ``created`` came from: config, annotation
+    subject_digest: str | None = None  # the image a signature / attestation / SBOM belongs to
+    referrer_source: str | None = None  # how that link was found: subject, cosign-tag, tag-schema, ...
+    annotations: str | None = None  # the manifest's annotations as JSON text (sorted keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +64,16 @@ class RepositoryRecord:
     repository: str
     n_tags: int
     state: str  # ok, empty (listed without tags), error
+
+
+@dataclass(frozen=True, slots=True)
+class ReferrerRecord:
+    """A referrer the registry's referrers API listed for a subject (it may have no tag at all)."""
+
+    repository: str
+    subject_digest: str
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    size: int
+    annotations: str | None  # JSON text, sorted keys

@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..client.errors import DregError
-from .frames import SCHEMAS, _typed, apply_schema
+from .frames import SCHEMAS, _typed, apply_schema, empty_frame
 
 __all__ = ["Crawl"]
 
-FRAMES = ("tags", "images", "layers", "errors", "repositories")
+FRAMES = ("tags", "images", "layers", "errors", "repositories", "referrers")
+_ACTIVITY = ("pushed", "last_pushed", "first_pulled", "last_pulled", "pulls", "pulls_30d", "deleted")
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Crawl:
     layers: pd.DataFrame
     errors: pd.DataFrame
     repositories: pd.DataFrame
+    referrers: pd.DataFrame = field(default_factory=lambda: empty_frame("referrers"))
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -74,6 +77,52 @@ class Crawl:
         """Write one CSV per frame (for spreadsheets) and ``crawl.json`` into ``directory``."""
         return self._save(directory, "csv")
 
+    def save_snapshot(self, store: str | os.PathLike[str], at: datetime | None = None) -> str:
+        """Add this crawl to a history store as one dated partition; returns the snapshot id.
+
+        See :mod:`dreg_frames.crawl_history` (``diff``, ``history``, ``load_snapshot``)."""
+        from ..crawl_history import save_snapshot
+
+        return save_snapshot(self, store, at)
+
+    def with_events(self, events: pd.DataFrame, now: datetime | None = None) -> Crawl:
+        """This crawl with push and pull history on ``tags`` and ``images``: ``pushed``,
+        ``last_pushed``, ``first_pulled``, ``last_pulled``, ``pulls``, ``pulls_30d``, ``deleted``
+        (per repository and digest; see :func:`dreg_frames.events.activity_for`).
+
+        ``events`` is a frame from :func:`dreg_frames.events.load_events` (or its
+        ``digest_activity``); its ``recording_start`` goes into ``meta`` and the frames' ``attrs``.
+
+        Example::
+
+            result.with_events(load_events("events.db")).images.sort_values("last_pulled")
+        """
+        from ..events.frames import activity_for, digest_activity
+
+        activity = events if "last_pulled" in events.columns else digest_activity(events, now)
+        start = events.attrs.get("recording_start")
+        frames = dict(self.frames)
+        for name in ("tags", "images"):
+            frame = frames[name]
+            # images carry manifest_digest, so pulls of a platform manifest count for its index
+            extra = activity_for(frame.drop(columns=[c for c in _ACTIVITY if c in frame]), activity, now)
+            joined = pd.concat([frame.drop(columns=[c for c in _ACTIVITY if c in frame]), extra], axis=1)
+            joined.attrs["recording_start"] = start
+            frames[name] = joined
+        if "manifest_digest" in self.images.columns:
+            # tags: first/last pull over the tag's platform manifests too, as images have them
+            pulled = frames["images"].groupby(["repository", "tag"], observed=True)[
+                ["first_pulled", "last_pulled"]
+            ]
+            per_tag = pulled.agg({"first_pulled": "min", "last_pulled": "max"})
+            keyed = frames["tags"].set_index(["repository", "tag"])
+            for column in ("first_pulled", "last_pulled"):
+                keyed[column] = per_tag[column].reindex(keyed.index).fillna(keyed[column]).to_numpy()
+            frames["tags"] = keyed.reset_index()[list(frames["tags"].columns)]
+            frames["tags"].attrs["recording_start"] = start
+        meta = {**self.meta, "recording_start": None if start is None else str(start)}
+        return Crawl(**frames, meta=meta)
+
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> Crawl:
         """Read a folder written by :meth:`to_parquet` or :meth:`to_csv`, dtypes restored."""
@@ -86,6 +135,9 @@ class Crawl:
         frames: dict[str, pd.DataFrame] = {}
         for name in FRAMES:
             path = src / f"{name}.{fmt}"
+            if not path.exists() and name == "referrers":
+                frames[name] = empty_frame(name)  # saved before crawls linked referrers
+                continue
             if not path.exists():
                 raise DregError(f"saved crawl {src} lacks {path.name}")
             if fmt == "parquet":
@@ -99,7 +151,7 @@ class Crawl:
 
 def _from_csv(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
-    for column in ("created_suspect",):
+    for column in ("created_suspect", "layer_foreign", "subject_found"):
         if column in out:
             out[column] = out[column].map({"True": True, "False": False})
     for column in ("layer_index", "n_layers", "n_images", "n_tags"):
