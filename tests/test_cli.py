@@ -17,8 +17,10 @@ def test_demo_pushes_crawls_and_writes_the_report(capsys: pytest.CaptureFixture[
     assert main(["demo", "-o", str(tmp_path / "report")]) == 0
     out = capsys.readouterr().out
     spec = load_spec()
-    repositories = {image["repository"] for image in spec["images"]}
+    artifacts = spec.get("artifacts", [])  # each adds one tag: the signature's, the SBOM's index, the chart's
+    repositories = {image["repository"] for image in spec["images"]} | {a["repository"] for a in artifacts}
     tags = {(image["repository"], tag) for image in spec["images"] for tag in image["tags"]}
+    tags |= {(a["repository"], f"artifact-{i}") for i, a in enumerate(artifacts)}
     for image in spec["images"]:
         assert image["repository"] in out
         for tag in image["tags"]:
@@ -46,7 +48,8 @@ def _check_report(folder: Path, expected_tags: int) -> None:
     assert (folder / "storage.png").read_bytes()[:4] == b"\x89PNG"
     assert len(pd.read_csv(folder / "tags.csv")) == expected_tags
     page = (folder / "index.html").read_text()
-    assert "Where the bytes are" in page and 'src="storage.png"' in page and "Stale candidates" in page
+    assert "Where the bytes are" in page and "Stale candidates" in page
+    assert 'src="data:image/png;base64,' in page  # plots embedded: the page alone is the report
     usage = pd.read_csv(folder / "storage_by_repository.csv")
     assert usage["repository"].iloc[-1] == "(registry total)"
 
@@ -75,10 +78,10 @@ def test_delete_command_dry_run_then_yes(
     ref = f"{repo.name}@{pushed.digest}"
     assert main(["delete", registry_server.url, ref, "--audit-log", str(log)]) == 0
     out = capsys.readouterr().out
-    assert "tags that go with it: v1, v1.0" in out and "outcome: dry run" in out
+    assert "tags that go: v1, v1.0" in out and ": dry run" in out
     assert sorted(repo.tags()) == ["v1", "v1.0"]
     assert main(["delete", registry_server.url, ref, "--yes", "--audit-log", str(log)]) == 0
-    assert "outcome: deleted" in capsys.readouterr().out
+    assert ": deleted" in capsys.readouterr().out
     assert repo.check_manifest(pushed.digest) is None
     assert main(["delete", registry_server.url, f"{repo.name}:v1"]) == 2
     assert "by digest only" in capsys.readouterr().err

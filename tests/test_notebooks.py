@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ def sample_server() -> Iterator[LocalRegistry]:
         yield server
 
 
-def run_notebook(name: str, workdir: Path, params: dict[str, Any], extra: str = "") -> nbformat.NotebookNode:
+def run_notebook(
+    name: str, workdir: Path, params: dict[str, Any], extra: str = "", allow_errors: bool = False
+) -> nbformat.NotebookNode:
     """Execute ``name`` with ``params`` injected after its parameters cell (as papermill does)."""
     book = nbformat.read(NOTEBOOKS / name, as_version=4)
     where = next(i for i, c in enumerate(book.cells) if "parameters" in c.metadata.get("tags", []))
@@ -34,10 +37,20 @@ def run_notebook(name: str, workdir: Path, params: dict[str, Any], extra: str = 
     if extra:
         book.cells.append(nbformat.v4.new_code_cell(extra))
     client = NotebookClient(
-        book, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
+        book,
+        timeout=180,
+        kernel_name="python3",
+        allow_errors=allow_errors,
+        resources={"metadata": {"path": str(workdir)}},
     )
     client.execute()
     return book
+
+
+def widget_states(book: nbformat.NotebookNode) -> list[dict[str, Any]]:
+    """The widget models nbclient saved in the executed notebook (what a saved notebook renders)."""
+    saved = book.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    return [model["state"] for model in saved.get("state", {}).values()]
 
 
 def _text(book: nbformat.NotebookNode) -> str:
@@ -100,23 +113,68 @@ def test_04_widget_deletes_in_the_kernel(tmp_path: Path) -> None:
         repo, digest = str(victim["repository"]), str(victim["digest"])
         others = {t: registry.repository(repo).check_manifest(t) for t in registry.repository(repo).tags()}
         drive = f"""
-cleanup.repository.value = {repo!r}
-cleanup.digest.value = {digest!r}
-cleanup.dry_run.value = False
-cleanup.delete_button.click()
-cleanup.confirm_button.click()
+cleanup.select([{repo + "@" + digest!r}])
+cleanup.dry_run = False
+cleanup.ask()
+cleanup.confirm()
 print(cleanup.messages)
+print("dry run ticked again:", cleanup.dry_run)
 """
         book = run_notebook("04-cleanup-widget.ipynb", tmp_path, {"REGISTRY_URL": server.url}, extra=drive)
-        assert "Deleted" in _text(book)
+        text = _text(book)
+        assert "Deleted" in text and "dry run ticked again: True" in text
         assert registry.repository(repo).check_manifest(digest) is None
         for tag, was in others.items():
             expected = None if tag in victim["tags"] else was
             assert registry.repository(repo).check_manifest(tag) == expected, tag
         audit = pd.read_csv(tmp_path / "audit.csv")
-        assert list(audit["outcome"]) == ["deleted"] and audit["digest"].iloc[0] == digest
+        # the intent row is written before the DELETE goes out, the outcome after it
+        assert list(audit["outcome"]) == ["deleting", "deleted"] and set(audit["digest"]) == {digest}
+        # the executed notebook keeps the widgets' state, so it shows them when opened again: the
+        # cleanup widget (its front end included) and the audit view, updated after the delete
+        states = widget_states(book)
+        cleanup = next(s for s in states if s.get("_model_name") == "AnyModel")
+        assert "data-lm-suppress-shortcuts" in cleanup["_esm"] and cleanup["dry_run"] is True
+        assert any(r["outcome"] == "deleted" for r in cleanup["rows"])
+        assert any("deleted" in str(s.get("value", "")) and digest in str(s.get("value", "")) for s in states)
 
 
 def test_01_default_starts_the_embedded_demo_registry(tmp_path: Path) -> None:
     book = run_notebook("01-explore.ipynb", tmp_path, {})
     assert "Crawl(registry='127.0.0.1:" in _text(book)
+
+
+def test_readable_tables_and_progress_units(sample_server: LocalRegistry, tmp_path: Path) -> None:
+    book = run_notebook("01-explore.ipynb", tmp_path, {"REGISTRY_URL": sample_server.url})
+    html_out = [
+        o["data"]["text/html"]
+        for c in book.cells
+        for o in c.get("outputs", [])
+        if "text/html" in o.get("data", {})
+    ]
+    tags_table = next(h for h in html_out if "platforms" in h and "media_type" in h)
+    assert "KiB" in tags_table and "+00:00" not in tags_table and "registry 127.0.0.1:" in tags_table
+    assert "('" not in "".join(html_out)  # tuples are shown as "a, b"
+    assert "<i>no errors</i>" in "".join(html_out)
+    bars = " ".join(str(s.get("value", "")) for s in widget_states(book))
+    assert "repository/s" in bars and "repositorie/" not in bars
+
+
+def test_a_wrong_url_is_one_line_and_a_hint(tmp_path: Path) -> None:
+    """A web server that is not a registry: not the catalog hint, and no 60-line traceback."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        book = run_notebook("01-explore.ipynb", tmp_path, {"REGISTRY_URL": url}, allow_errors=True)
+    finally:
+        server.shutdown()
+    error = next(o for c in book.cells for o in c.get("outputs", []) if o.get("output_type") == "error")
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in error["traceback"]]
+    assert len(lines) <= 3, lines
+    assert lines[0].startswith("CatalogUnavailable: ") and "is not a container registry" in lines[0]
+    assert lines[1].startswith("hint: check the registry URL") and "repositories" not in " ".join(lines)
