@@ -195,6 +195,8 @@ def enable() -> None:
         from IPython.core.getipython import get_ipython
     except ImportError:  # pragma: no cover - no IPython, nothing to hook
         return
-    shell: Any = get_ipython()  # type: ignore[no-untyped-call]
+    # typed in IPython 9, untyped before: called through Any to be clean under both
+    getter: Any = get_ipython
+    shell: Any = getter()
     if shell is not None:
         shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, _formatter)

@@ -90,6 +90,20 @@ def test_auto_stops_growing_when_answers_only_come_later() -> None:
     assert any(e.kind == "decrease" and "no gain" in e.reason for e in limiter.events)
 
 
+def test_trials_that_bring_nothing_come_ever_more_rarely() -> None:
+    """On a saturated registry each step up is a toss on noise; trying every few rounds would let
+    luck ratchet the limit up. Each fruitless trial in a row doubles the wait before the next."""
+    clock = Clock()
+    limiter = Limiter(32, clock=clock)
+    with limiter.session("auto"):
+        _drive(limiter, clock, lambda n: 0.005 * n, 600)
+    trials = [e for e in limiter.events if e.kind == "increase"]
+    failed = [e for e in limiter.events if e.kind == "decrease"]
+    # holds of 4, 8, 16, 32 rounds: four trials here, where a fixed hold of 4 made ten
+    assert 2 <= len(trials) <= 5 and len(failed) == len(trials)
+    assert limiter.limit <= 2 * START
+
+
 def test_a_fixed_session_never_adapts_and_restores_auto() -> None:
     clock = Clock()
     limiter = Limiter(16, clock=clock)
