@@ -5,8 +5,9 @@
    the registry with manifest HEADs as fast as it answers (every HEAD is one event). Reported: the
    pull rate (= the rate the registry emits events), the rate events are stored, how far the store
    is behind when the pulls stop, and receiver CPU per event; once with the default durability
-   (WAL, synchronous=NORMAL) and once with --fsync. Then the receiver alone, posted to serially as
-   the registry does, for its ceiling.
+   (WAL, synchronous=NORMAL) and once with --fsync; and once with the registry sending to a null
+   endpoint that stores nothing and acknowledges at once (what the registry can emit: the fair
+   ceiling for the receiver). Then the receiver alone, posted to serially as the registry does.
 2. ``load_events`` of EVENTS events and the per-digest summary, against DuckDB computing the same
    summary from the same events in a Parquet file (DuckDB's best case), in the same run, best of 3;
    the two results are checked equal.
@@ -62,22 +63,71 @@ def _count(store: Path) -> int:
         return opened.count()
 
 
-def receiver_under_registry(seconds: float, pullers: int, fsync: bool) -> dict[str, float]:
+def _null_endpoint(port: int, counter: Any, ready: Any) -> None:
+    """The fair ceiling: an endpoint that stores nothing and acknowledges each POST the moment its
+    body is in, counting events. What the registry delivers to it is what the registry can emit."""
+    import asyncio
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                body = await reader.readexactly(length)
+                with counter.get_lock():
+                    counter.value += len(json.loads(body)["events"])
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def receiver_under_registry(
+    seconds: float, pullers: int, fsync: bool, null: bool = False
+) -> dict[str, float]:
+    """``null``: the registry sends to :func:`_null_endpoint` instead of the receiver."""
     work = Path(tempfile.mkdtemp(prefix="bench-events-"))
     store = work / "events.db"
     port = free_port()
-    args = [sys.executable, "-m", "dreg_frames", "events", "serve", "--listen", f"127.0.0.1:{port}"]
-    args += ["--store", str(store)] + (["--fsync"] if fsync else [])
-    receiver = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert receiver.stdout is not None
-    receiver.stdout.readline()
+    counter = multiprocessing.Value("q", 0)
+    if null:
+        ready = multiprocessing.Event()
+        receiver: Any = multiprocessing.Process(target=_null_endpoint, args=(port, counter, ready))
+        receiver.start()
+        ready.wait(30)
+
+        def count() -> int:
+            return int(counter.value)
+    else:
+        args = [sys.executable, "-m", "dreg_frames", "events", "serve", "--listen", f"127.0.0.1:{port}"]
+        args += ["--store", str(store)] + (["--fsync"] if fsync else [])
+        receiver = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert receiver.stdout is not None
+        receiver.stdout.readline()
+
+        def count() -> int:
+            return _count(store)
+
     endpoint = {"name": "bench", "url": f"http://127.0.0.1:{port}/events", "timeout": "5s", "threshold": 3}
     endpoint["backoff"] = "200ms"
     with LocalRegistry(extra={"notifications": {"endpoints": [endpoint]}}) as registry:
         repo = Registry.build_with_manual_client(registry.url).repository("bench/app")
         push_image(repo, [make_layer({"b": b"bench"})], tags=["v1"])
         time.sleep(1)
-        base = _count(store)
+        base = count()
         cpu0, reg_cpu0 = cpu_seconds(receiver.pid), registry.cpu_seconds()
         queue: multiprocessing.Queue[int] = multiprocessing.Queue()
         procs = [
@@ -93,17 +143,20 @@ def receiver_under_registry(seconds: float, pullers: int, fsync: bool) -> dict[s
         for p in procs:
             p.join()
         t_pulls = time.monotonic() - t0
-        stored_at_end = _count(store) - base
-        while _count(store) - base < pulls:
+        stored_at_end = count() - base
+        while count() - base < pulls:
             time.sleep(0.01)
             if time.monotonic() - t0 > seconds * 20 + 60:
                 break
         t_all = time.monotonic() - t0
-        stored = _count(store) - base
+        stored = count() - base
         cpu = cpu_seconds(receiver.pid) - cpu0
         reg_cpu = registry.cpu_seconds() - reg_cpu0
     receiver.terminate()
-    receiver.wait(timeout=30)
+    if null:
+        receiver.join(30)
+    else:
+        receiver.wait(timeout=30)
     return {
         "pulls": pulls,
         "pull_rate": pulls / t_pulls,
@@ -397,9 +450,16 @@ def main() -> None:
     )
     if not args.skip_receiver:
         print("1. receiver with Debian's registry sending (manifest HEADs flat out, one event each)")
-        for pullers, fsync in ((1, False), (args.pullers, False), (args.pullers, True)):
-            r = receiver_under_registry(args.seconds, pullers, fsync)
-            mode = f"{pullers} puller{'s' if pullers > 1 else ''}, " + ("fsync" if fsync else "default")
+        for pullers, fsync, null in (
+            (1, False, False),
+            (args.pullers, False, True),
+            (args.pullers, False, False),
+            (args.pullers, True, False),
+        ):
+            r = receiver_under_registry(args.seconds, pullers, fsync, null)
+            mode = f"{pullers} puller{'s' if pullers > 1 else ''}, " + (
+                "null endpoint" if null else "fsync" if fsync else "default"
+            )
             print(
                 f"  {mode:<20} pulls {r['pulls']:,.0f} at {r['pull_rate']:,.0f}/s; stored {r['stored']:,.0f} "
                 f"at {r['stored_rate']:,.0f}/s ({r['stored_rate'] / r['pull_rate']:.2f} of the pull rate); "
