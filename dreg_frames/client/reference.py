@@ -18,6 +18,7 @@ __all__ = [
     "check_name",
     "check_reference",
     "check_tag",
+    "check_verifiable",
     "digest_of",
     "is_digest",
     "parse_reference",
@@ -147,10 +148,25 @@ def digest_of(data: bytes, like: str = "sha256") -> str:
     >>> digest_of(b"{}", "sha512:" + "0" * 128)[:15]
     'sha512:27c74670'
     """
+    algorithm = _algorithm(like)
+    return f"{algorithm}:{_HASHES[algorithm](data).hexdigest()}"
+
+
+def check_verifiable(digest: object) -> str:
+    """Return the algorithm of ``digest`` if it is a valid digest whose content can be verified
+    here, else raise (:class:`UnsupportedDigest` for an algorithm we cannot hash): called before a
+    request, so nothing is fetched that could only be accepted unverified.
+
+    >>> check_verifiable("sha512:" + "0" * 128)
+    'sha512'
+    """
+    return _algorithm(check_digest(digest))
+
+
+def _algorithm(like: str) -> str:
     algorithm = like.split(":", 1)[0]
-    hasher = _HASHES.get(algorithm)
-    if hasher is None:
+    if algorithm not in _HASHES:
         raise UnsupportedDigest(
             "digest", like, f"algorithm {algorithm!r} cannot be verified; supported: {', '.join(_HASHES)}"
         )
-    return f"{algorithm}:{hasher(data).hexdigest()}"
+    return algorithm

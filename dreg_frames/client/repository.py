@@ -30,6 +30,7 @@ from .reference import (
     check_name,
     check_reference,
     check_tag,
+    check_verifiable,
     digest_of,
     is_digest,
     sha256_digest,
@@ -119,13 +120,10 @@ class Repository:
     def get_manifest_bytes(self, reference: str) -> tuple[bytes, str, str]:
         """``(body, content_type, digest)`` of a manifest, the digest checked against the body."""
         check_reference(reference)
-        if is_digest(reference):
-            digest_of(b"", reference)  # an algorithm we cannot verify is refused before asking
-        what = (
-            f"get manifest {self.name}:{reference}"
-            if not is_digest(reference)
-            else f"get {self.name}@{reference}"
-        )
+        by_digest = is_digest(reference)
+        if by_digest:
+            check_verifiable(reference)  # an algorithm we cannot verify is refused before asking
+        what = f"get {self.name}@{reference}" if by_digest else f"get manifest {self.name}:{reference}"
         body, response = self._client.get_capped(
             f"{self.name}/manifests/{reference}",
             what=what,
@@ -137,12 +135,13 @@ class Repository:
         # Neither the digest asked for nor the header is believed until the bytes hash to it, each
         # with its own algorithm (schema1: the signed payload, as Distribution digests it).
         signed = schema1_payload(body) if _is_schema1(content_type) else body
-        for claimed in (reference, served) if is_digest(reference) else (served,):
-            if claimed is not None:
-                actual = digest_of(signed, check_digest(claimed))
-                if actual != claimed:
-                    raise DigestMismatch(claimed, actual, f"{self.name}:{reference}")
-        actual = reference if is_digest(reference) else served or sha256_digest(signed)
+        # Usually the header repeats the digest asked for: the body is hashed once per claim.
+        claims = dict.fromkeys(c for c in ((reference, served) if by_digest else (served,)) if c is not None)
+        for claimed in claims:
+            actual = digest_of(signed, check_digest(claimed))
+            if actual != claimed:
+                raise DigestMismatch(claimed, actual, f"{self.name}:{reference}")
+        actual = reference if by_digest else served or sha256_digest(signed)
         return body, content_type, actual
 
     def get_manifest(self, reference: str) -> AnyManifest:
@@ -262,7 +261,7 @@ class Repository:
         it did not (no ``OCI-Filters-Applied``). Pages are followed through ``Link``, at most
         :data:`MAX_REFERRER_PAGES` of them.
         """
-        digest_of(b"", check_digest(digest))
+        check_verifiable(digest)
         query = f"?artifactType={quote(artifact_type, safe='')}" if artifact_type else ""
         path = f"{self.name}/referrers/{digest}{query}"
         found: list[Descriptor] = []
@@ -304,7 +303,7 @@ class Repository:
 
     def blob_bytes(self, digest: str, *, cap: int | None = None) -> bytes:
         """A blob read into memory and checked against its digest."""
-        digest_of(b"", check_digest(digest))  # an algorithm we cannot verify is refused before asking
+        check_verifiable(digest)  # an algorithm we cannot verify is refused before asking
         body, _ = self._client.get_capped(
             f"{self.name}/blobs/{digest}", what=f"get blob {self.name}@{digest}", cap=cap or 1 << 62
         )
@@ -352,7 +351,7 @@ class Repository:
         An existing blob is not uploaded again.
         """
         # ``digest`` may name another algorithm (sha512): the upload is addressed, and checked, by it.
-        algorithm = digest_of(b"", check_digest(digest)).split(":")[0] if digest else "sha256"
+        algorithm = check_verifiable(digest) if digest else "sha256"
         payload: bytes | IO[bytes]
         if isinstance(data, (bytes, bytearray)):
             payload = bytes(data)
