@@ -5,6 +5,8 @@ where it is judged on what it measured, and against the real registry only on wh
 
 from __future__ import annotations
 
+import itertools
+import math
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -73,10 +75,19 @@ def test_auto_grows_to_the_cap_while_latency_holds() -> None:
     limiter = Limiter(32, clock=clock)
     with limiter.session("auto") as usage:
         limits = _drive(limiter, clock, lambda n: 0.05, 60)
-    assert limits[0] == START and limits[-1] == 32 and max(limits) == 32
-    assert usage.summary()["max"] == 32 and usage.final == 32 and usage.backoffs == 0
+    assert limits[0] == START and max(limits) == 32
+    assert usage.summary()["max"] == 32 and usage.backoffs == 0
     # slow start doubles, as TCP's does: one step a round, never straight to the cap
-    assert [e.limit for e in limiter.events if e.kind == "increase"] == [8, 16, 32]
+    grown = [e.limit for e in limiter.events if e.kind == "increase" and "trying more" in e.reason]
+    assert grown == [8, 16, 32]
+    # At the cap it tries fewer now and then; here a fifth fewer lose a fifth of the answers, so
+    # each trial is undone at once, and ever more rarely.
+    fewer = [e for e in limiter.events if "trying fewer" in e.reason]
+    undone = [e for e in limiter.events if "fewer lose answers" in e.reason]
+    assert 1 <= len(fewer) <= 4 and len(undone) >= len(fewer) - 1
+    assert all(e.limit == 32 for e in undone)
+    at_cap = limits[limits.index(32) :]
+    assert at_cap.count(32) >= 0.75 * len(at_cap)
 
 
 def test_auto_stops_growing_when_answers_only_come_later() -> None:
@@ -88,6 +99,37 @@ def test_auto_stops_growing_when_answers_only_come_later() -> None:
     assert max(limits) <= 2 * START and limits[-1] <= 2 * START
     assert usage.max <= 2 * START
     assert any(e.kind == "decrease" and "no gain" in e.reason for e in limiter.events)
+
+
+def test_auto_comes_back_down_when_more_in_flight_stops_paying() -> None:
+    """A limit reached while the registry had room (a crawl's quick tag lists) is not kept once it
+    saturates (the manifests): fewer in flight answer as much, so it steps down, never below START."""
+    clock = Clock()
+    limiter = Limiter(32, clock=clock)
+    with limiter.session("auto") as usage:
+        early = _drive(limiter, clock, lambda n: 0.05, 12)
+        late = _drive(limiter, clock, lambda n: 0.005 * n, 300)
+    assert max(early) == 32 and usage.max == 32
+    assert any("trying fewer" in e.reason for e in limiter.events)
+    assert min(late) >= START and late[-1] <= 2 * START
+    # once down, it stays down: at most a trial's step above twice the start in the last 200 rounds
+    assert max(late[-200:]) <= math.ceil(2 * START * 1.25)
+
+
+def test_fewer_are_not_kept_when_they_lose_answers() -> None:
+    """Latency-bound throughout (a registry across a network): trials of fewer are undone."""
+    clock = Clock()
+    limiter = Limiter(16, clock=clock)
+    with limiter.session("auto"):
+        limits = _drive(limiter, clock, lambda n: 0.02, 400)
+    reasons = [e.reason for e in limiter.events if e.kind in ("increase", "decrease")][2:]
+    # every trial of fewer undone at the next judgement, and each after a longer hold
+    assert reasons and all("trying fewer" in r for r in reasons[::2])
+    assert all("fewer lose answers" in r for r in reasons[1::2])
+    below = [i for i, n in enumerate(limits) if n < 16 and i > limits.index(16)]
+    assert len(below) <= 0.15 * len(limits) and min(limits[limits.index(16) :]) == 12
+    gaps = [b - a for a, b in itertools.pairwise(below) if b - a > 1]
+    assert gaps == sorted(gaps)
 
 
 def test_trials_that_bring_nothing_come_ever_more_rarely() -> None:

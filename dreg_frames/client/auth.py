@@ -311,7 +311,8 @@ class RegistryAuth:
 
     def authorization(self, method: str, path: str) -> str | None:
         """The Authorization header to send up front, if we know one for this request's scope."""
-        scope = scope_for(method, path)
+        # (no scope known yet, as on an anonymous registry: nothing to work out per request)
+        scope = scope_for(method, path) if self._scopes else None
         if scope is not None:
             service = self._scopes.get(scope)
             if service is not None:

@@ -9,10 +9,12 @@ throughput per request in flight holds (by Little's law, one over the mean time 
 registry across a network answers as fast with 32 requests in flight as with 4, so 32 do eight times
 the work; a registry whose CPU is saturated answers each later as more are sent, and growth stops.
 Before the first sign of trouble it doubles each round (a round is as many answers as the
-limit), afterwards by one. It backs off multiplicatively (to 70%) on 429 and 503, once per round
-trip (answers to requests sent before the last backoff do not count again), and on rate-limit
-headers: ``RateLimit-Remaining`` (or ``X-RateLimit-Remaining``) under the limit brings the limit down
-to it, and at 0 pauses everyone until ``RateLimit-Reset``. ``Retry-After`` on a 429 or 503 pauses
+limit); afterwards it tries a quarter more now and then and, once more brought nothing, a fifth
+fewer, kept while they answer as much (never below the start); after a 429, it creeps up by one.
+It backs off multiplicatively (to 70%) on 429 and 503, once per round trip (answers to requests
+sent before the last backoff do not count again), and on rate-limit headers:
+``RateLimit-Remaining`` (or ``X-RateLimit-Remaining``) under the limit brings the limit down to it,
+and at 0 pauses everyone until ``RateLimit-Reset``. ``Retry-After`` on a 429 or 503 pauses
 everyone, not only the request that saw it. It never goes above ``cap`` (``Limits(concurrency=...)``).
 
 What happened is kept: :attr:`Limiter.events` (increases, backoffs, pauses, with their reasons), and
@@ -37,8 +39,11 @@ __all__ = ["BACKOFF", "START", "Event", "Limiter", "Usage"]
 START = 4
 # A backoff keeps this share of the limit (TCP CUBIC's 0.7: 0.5 idles too much of a shared cap).
 BACKOFF = 0.7
-# A higher limit is kept when its capacity grew by at least this share of the proportional gain...
+# A higher limit is kept when its capacity grew by at least this share of the proportional gain,
+# and by at least _NOISE (or half the proportional gain, for a step too small for that): a 25%
+# probe's quarter, 6%, is within what a saturated registry's capacity wanders between two rounds...
 _GAIN = 0.25
+_NOISE = 0.10
 # ...else the limit goes back, and stays there this many rounds before trying again, twice as many
 # after each further step in a row that brought nothing: on a saturated registry every trial is a
 # coin toss on noise, and trying often lets luck ratchet the limit up (measured on loopback: 8 crept
@@ -134,6 +139,7 @@ class Limiter:
         self._trial: tuple[int, float] | None = None  # (limit before, its throughput) while trying more
         self._hold = 0
         self._hold_next = _HOLD_ROUNDS
+        self._down_next = False  # the next trial after a hold goes down (the last one up failed)
         self._last_backoff = -math.inf
         self._usages: list[Usage] = []
         self._listeners: list[Callable[[int], None]] = []
@@ -259,7 +265,7 @@ class Limiter:
             if workers == "auto":
                 if not self.adaptive:
                     self.limit, self._slow_start, self._trial, self._hold = self.start, True, None, 0
-                    self._hold_next = _HOLD_ROUNDS
+                    self._hold_next, self._down_next = _HOLD_ROUNDS, False
                     self._additive = False
                 self.adaptive = True
                 self._round_held, self._round_full, self._round_start = [], False, self._clock()
@@ -294,11 +300,15 @@ class Limiter:
         return count >= max(2 * self.limit, _MIN_ROUND) and now - self._round_start >= 0.2
 
     def _adapt(self, now: float) -> None:
-        """End of a round: try a higher limit, or judge the one being tried by what it gave.
+        """End of a round: try another limit, or judge the one being tried by what it gave.
 
         What a limit gives is its capacity, ``limit / median time a slot is held`` (Little's law):
         the throughput it yields when the callers keep it busy, measured without being misled by
-        rounds where they did not (between the phases of a crawl, at its end)."""
+        rounds where they did not (between the phases of a crawl, at its end). Trials go both
+        ways: up while more brings more, and down, once growth has stopped, while fewer lose
+        nothing. Without the downward trials a limit reached while the registry had room (the
+        quick tag lists at a crawl's start) stays when the manifests saturate it, every extra
+        request in flight costing our CPU and the registry's queue for no throughput."""
         held = statistics.median(self._round_held)
         full = self._round_full
         self._round_held, self._round_full, self._round_start = [], False, now
@@ -308,20 +318,38 @@ class Limiter:
         if self._trial is not None:
             before, before_capacity = self._trial
             self._trial = None
-            # Latency-bound, capacity grows with the limit; saturated (the registry's CPU, ours, a
-            # proxy's), every answer comes later and it stays flat. Keep the step if it brought at
-            # least a quarter of the proportional gain: a stricter bar is lost in the noise of a
-            # busy machine (measured through the 20 ms delay proxy, 0.4 undid good steps).
-            if capacity < before_capacity * (1 + _GAIN * (self.limit / before - 1)):
-                self._slow_start = False
-                self._hold = self._hold_next
-                self._hold_next = min(2 * self._hold_next, _MAX_HOLD_ROUNDS)
-                reason = f"{capacity:.0f}/s at {self.limit}, {before_capacity:.0f}/s at {before}: no gain"
-                self._set(before, "decrease", reason)
+            if self.limit > before:
+                # Latency-bound, capacity grows with the limit; saturated (the registry's CPU, ours,
+                # a proxy's), every answer comes later and it stays flat. Keep the step if it
+                # brought at least a quarter of the proportional gain: a stricter bar is lost in the
+                # noise of a busy machine (measured through the 20 ms delay proxy, 0.4 undid good steps).
+                proportional = self.limit / before - 1
+                if capacity < before_capacity * (
+                    1 + max(_GAIN * proportional, min(_NOISE, proportional / 2))
+                ):
+                    self._fruitless(down_next=True)
+                    reason = f"{capacity:.0f}/s at {self.limit}, {before_capacity:.0f}/s at {before}: no gain"
+                    self._set(before, "decrease", reason)
+                    return
+                self._hold_next = max(_HOLD_ROUNDS, self._hold_next // 2)
+            else:
+                # Fewer slots are kept unless they lost more than a quarter of their proportional
+                # share: latency-bound, a fifth fewer slots lose a fifth of the answers.
+                if capacity < before_capacity * (1 - _GAIN * (1 - self.limit / before)):
+                    self._fruitless(down_next=False)
+                    lost = f"{capacity:.0f}/s at {self.limit}, {before_capacity:.0f}/s at {before}"
+                    self._set(before, "increase", f"{lost}: fewer lose answers")
+                    return
+                self._hold_next = max(_HOLD_ROUNDS, self._hold_next // 2)
+                self._step_down(capacity, held)
                 return
-            self._hold_next = max(_HOLD_ROUNDS, self._hold_next // 2)
         elif self._hold:
             self._hold -= 1
+            return
+        elif self._slow_start and self.limit >= self.cap:
+            self._slow_start = False  # grown to the cap: from now on, judged step by step
+        elif not self._slow_start and not self._additive and (self._down_next or self.limit >= self.cap):
+            self._step_down(capacity, held)
             return
         if self.limit < self.cap:
             if self._slow_start:
@@ -333,6 +361,24 @@ class Limiter:
             self._trial = (self.limit, capacity)
             reason = f"{capacity:.0f}/s at {self.limit} ({held * 1000:.1f} ms a request): trying more"
             self._set(min(self.cap, grown), "increase", reason)
+
+    def _step_down(self, capacity: float, held: float) -> None:
+        """Try a limit a step lower (never below where auto starts: only a 429 goes lower)."""
+        lower = max(self.start, math.floor(self.limit / _PROBE_GROWTH))
+        if lower >= self.limit:
+            self._down_next = False
+            return
+        self._trial = (self.limit, capacity)
+        reason = f"{capacity:.0f}/s at {self.limit} ({held * 1000:.1f} ms a request): trying fewer"
+        self._set(lower, "decrease", reason)
+
+    def _fruitless(self, *, down_next: bool) -> None:
+        """A trial that brought nothing: stay a while, twice as long after each in a row, then
+        try the other way."""
+        self._slow_start = False
+        self._hold = self._hold_next
+        self._hold_next = min(2 * self._hold_next, _MAX_HOLD_ROUNDS)
+        self._down_next = down_next
 
     def _backoff(self, now: float, reason: str) -> None:
         started = getattr(self._local, "started", None)

@@ -56,6 +56,27 @@ _BAD_VALUE = re.compile(r"[\r\n\x00]")
 _BAD_NAME = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
 
 
+# Header lines already checked, keyed by (name, value): a crawl sends the same few thousands of
+# times (bounded, in case a caller varies them).
+_checked: dict[tuple[str, str], tuple[str, str]] = {}
+_CHECKED_MAX = 256
+
+
+def _header_line(name: str, value: str) -> tuple[str, str]:
+    """``(replaces, line)``: the line to send, and "host" or "accept-encoding" when it takes the
+    place of the default one (else ""). A value with CR, LF or NUL, or a name that is not an HTTP
+    token, is refused without repeating it (it may be a token)."""
+    if _BAD_NAME.search(name) or _BAD_VALUE.search(value):
+        raise ValueError("Invalid header name or value")
+    lower = name.lower()
+    line = (lower if lower in ("host", "accept-encoding") else "", f"{name}: {value}")
+    if lower != "authorization":  # credentials are not kept in a module-wide table
+        if len(_checked) >= _CHECKED_MAX:
+            _checked.clear()
+        _checked[name, value] = line
+    return line
+
+
 class Connection:
     """A socket to one origin, reused for answer after answer while the server keeps it open.
 
@@ -150,14 +171,14 @@ class Connection:
         """Send a request without a body. A value with CR or LF is refused (``ValueError``, without
         repeating it: it may be a token) before anything is sent."""
         lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Accept-Encoding: identity"]
-        for name, value in headers.items():
-            if _BAD_NAME.search(name) or _BAD_VALUE.search(value):
-                raise ValueError("Invalid header name or value")
-            lower = name.lower()
-            if lower == "host" or lower == "accept-encoding":
-                lines[1 if lower == "host" else 2] = f"{name}: {value}"
+        for item in headers.items():
+            line = _checked.get(item)
+            if line is None:
+                line = _header_line(*item)
+            if line[0] == "":
+                lines.append(line[1])
             else:
-                lines.append(f"{name}: {value}")
+                lines[1 if line[0] == "host" else 2] = line[1]
         data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")  # non-latin-1: UnicodeEncodeError
         if self.sock is None:
             self.open()

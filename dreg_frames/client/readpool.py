@@ -244,9 +244,9 @@ def _response(answer: Answer, method: str, url: str, sent: Mapping[str, str]) ->
 
 
 class _Response(requests.Response):
-    """The ``requests.Response`` requests' adapter would build, less two things a read seldom
-    touches, made when first asked for: the cookie jar (empty: registries set none worth keeping)
-    and ``.request``, the PreparedRequest (method, URL and the headers sent)."""
+    """The ``requests.Response`` requests' adapter would build, less three things a read seldom
+    touches, made when first asked for: the cookie jar (empty: registries set none worth keeping),
+    ``.request``, the PreparedRequest (method, URL and the headers sent), and ``.encoding``."""
 
     def __init__(self, answer: Answer, method: str, url: str, sent: Mapping[str, str]) -> None:
         # requests.Response.__init__, attribute by attribute, without its eager cookie jar
@@ -257,13 +257,24 @@ class _Response(requests.Response):
         self.headers = answer.headers
         self.raw = answer
         self.url = url
-        self.encoding = get_encoding_from_headers(answer.headers)
+        self._encoding: str | bool | None = False  # False: not worked out yet
         self.history = []
         self.reason = answer.reason
         self.elapsed = _NO_TIME
         self._sent = (method, url, sent)
         self._request: requests.PreparedRequest | None = None
         self._cookies: requests.cookies.RequestsCookieJar | None = None
+
+    @property
+    def encoding(self) -> str | None:
+        """The charset of the Content-Type, as requests gives it (read by ``.text``, seldom)."""
+        if self._encoding is False:
+            self._encoding = get_encoding_from_headers(self.headers)
+        return self._encoding  # type: ignore[return-value]
+
+    @encoding.setter
+    def encoding(self, value: str | None) -> None:
+        self._encoding = value
 
     @property
     def request(self) -> requests.PreparedRequest:

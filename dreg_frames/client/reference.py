@@ -31,6 +31,8 @@ _TAG_RE = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
 _DIGEST_RE = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 # Known algorithms get their exact encoded form; the registry itself rejects anything else for them.
 _ENCODED = {"sha256": re.compile(r"[a-f0-9]{64}"), "sha512": re.compile(r"[a-f0-9]{128}")}
+# Nearly every digest a crawl checks (several per request) is sha256: one match settles it.
+_SHA256_RE = re.compile(r"sha256:[a-f0-9]{64}")
 _NAME_MAX = 255
 
 NAME_RULE = (
@@ -69,6 +71,8 @@ def check_digest(digest: object) -> str:
     >>> check_digest("sha256:" + "0" * 64)[:10]
     'sha256:000'
     """
+    if isinstance(digest, str) and _SHA256_RE.fullmatch(digest):
+        return digest
     if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
         raise InvalidReference("digest", digest, DIGEST_RULE)
     algorithm, encoded = digest.split(":", 1)

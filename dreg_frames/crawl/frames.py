@@ -385,11 +385,19 @@ def _referrers(
     out = out.sort_values("_rank", kind="stable").drop_duplicates(
         ["repository", "subject_digest", "referrer_digest"]
     )
-    present = set(zip(images["repository"].astype(str), images["digest"].astype(str), strict=True)) | set(
-        zip(images["repository"].astype(str), images["manifest_digest"].astype(str), strict=True)
-    )
+    present: set[tuple[str, str]] = set()
+    if len(out):
+        # Plain object arrays: iterating pandas 3's Arrow-backed strings costs a call per value.
+        names = images["repository"].to_numpy(dtype=object)
+        for column in ("digest", "manifest_digest"):
+            present.update(zip(names, images[column].to_numpy(dtype=object), strict=True))
     out["subject_found"] = [
-        (r, s) in present for r, s in zip(out["repository"], out["subject_digest"], strict=True)
+        (r, s) in present
+        for r, s in zip(
+            out["repository"].to_numpy(dtype=object),
+            out["subject_digest"].to_numpy(dtype=object),
+            strict=True,
+        )
     ]
     return out.drop(columns="_rank")
 
@@ -402,6 +410,22 @@ def _tag_kind(record: TagRecord) -> tuple[str, str | None]:
     if record.images:
         return record.images[0].kind, record.images[0].subject_digest
     return "image", None
+
+
+def _platform_lists(tags: Sequence[TagRecord]) -> list[str]:
+    """Per tag record, its platforms sorted and comma-joined, from the records (a per-group Python
+    aggregation in pandas costs more than the whole crawl's parsing). Not nested indexes (their own
+    bytes) nor the attestation manifests buildx puts in an index (unknown/unknown, referrers of a
+    platform); Windows images differ by os.version alone (ltsc2019 vs ltsc2022), so it is shown."""
+    labels: dict[tuple[str, str], set[str]] = {}
+    for record in tags:
+        found = labels.setdefault((record.repository, record.tag), set())
+        for image in record.images:
+            if image.kind == "index" or (image.kind == "attestation" and image.parent_digest is not None):
+                continue
+            version = image.os_version
+            found.add(image.platform if version is None else f"{image.platform} ({version})")
+    return [",".join(sorted(labels[record.repository, record.tag])) for record in tags]
 
 
 def _tags_from_images(
@@ -420,13 +444,13 @@ def _tags_from_images(
             "subject_digest",
         ],
     )
+    base["platforms"] = _platform_lists(tags)
     if images.empty:
-        for column, value in (("platforms", ""), ("created", pd.NaT), ("created_suspect", True), ("size", 0)):
+        for column, value in (("created", pd.NaT), ("created_suspect", True), ("size", 0)):
             base[column] = value
         base["n_images"] = 0
         return base
-    # A tag's platforms are its images: not the rows of nested indexes (their own bytes) nor the
-    # attestation manifests buildx puts in an index (unknown/unknown, referrers of a platform).
+    # A tag's images, counted and dated as its platforms are listed (see _platform_lists).
     platform_rows = (images["kind"].astype(str) != "index") & ~(
         (images["kind"].astype(str) == "attestation") & images["parent_digest"].notna()
     )
@@ -435,16 +459,8 @@ def _tags_from_images(
         (layers["kind"].astype(str) == "attestation") & layers["parent_digest"].notna()
     )
     layers = layers[layer_rows]
-    label = platform_images["platform"].astype(str)
-    version = platform_images["os_version"].astype(object)
-    # Windows images differ by os.version alone (ltsc2019 vs ltsc2022): show it in the list.
-    label = label.where(version.isna(), label + " (" + version.astype(str) + ")")
-    grouped = platform_images.assign(_label=label).groupby(["repository", "tag"], sort=False, observed=True)
-    summary = grouped.agg(
-        platforms=("_label", lambda p: ",".join(sorted(set(p)))),
-        created=("created", "max"),
-        n_images=("manifest_digest", "size"),
-    )
+    grouped = platform_images.groupby(["repository", "tag"], sort=False, observed=True)
+    summary = grouped.agg(created=("created", "max"), n_images=("manifest_digest", "size"))
     summary["created_suspect"] = grouped["created_suspect"].all()
     # Bytes of distinct layers across the tag's platforms: what pulling every platform fetches.
     unique = layers[layers["layer_digest"].notna()].drop_duplicates(["repository", "tag", "layer_digest"])
@@ -458,6 +474,5 @@ def _tags_from_images(
     summary.loc[summary.index.isin(unknown.index), "size"] = pd.NA
     out = base.merge(summary.reset_index(), on=["repository", "tag"], how="left")
     out["n_images"] = out["n_images"].fillna(0)
-    out["platforms"] = out["platforms"].fillna("")
     out["created_suspect"] = out["created_suspect"].fillna(True).astype(bool)
     return out
