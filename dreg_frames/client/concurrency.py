@@ -128,7 +128,11 @@ class Limiter:
         self.max_pause = max_pause
         self.events: deque[Event] = deque(maxlen=10_000)
         self._clock = clock
-        self._cond = threading.Condition(threading.Lock())
+        # The hot paths take the plain lock (a Condition's own __enter__ is Python code) and
+        # notify only when someone waits.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._waiting = 0
         self._local = threading.local()
         self._slow_start = True
         self._additive = False
@@ -152,17 +156,16 @@ class Limiter:
     def acquire(self) -> float:
         """Wait for a slot (and for any pause to end); one per thread at a time. Returns when it
         was had (the clock's time), which :meth:`release` takes from the thread if not given."""
-        cond = self._cond
-        with cond:
+        with self._lock:
             while True:
                 now = self._clock()
                 if now < self.paused_until:
-                    cond.wait(self.paused_until - now)
+                    self._wait(self.paused_until - now)
                     continue
                 if self.in_flight < self.limit:
                     break
                 self._round_full = True  # the callers want more than the limit gives
-                cond.wait()
+                self._wait(None)
             self.in_flight += 1
             if self.in_flight >= self.limit:
                 self._round_full = True
@@ -176,7 +179,7 @@ class Limiter:
         if started is None:
             started = getattr(self._local, "started", None)
         self._local.started = None
-        with self._cond:
+        with self._lock:
             self.in_flight -= 1
             if completed and self.adaptive and started is not None:
                 now = self._clock()
@@ -191,7 +194,16 @@ class Limiter:
                     self._round_held.append(now - started)
                     if len(self._round_held) >= _MIN_ROUND and self._round_over(now):
                         self._adapt(now)
-            self._cond.notify()
+            if self._waiting:
+                self._cond.notify()
+
+    def _wait(self, timeout: float | None) -> None:
+        """Wait for a slot or the end of a pause (the lock held)."""
+        self._waiting += 1
+        try:
+            self._cond.wait(timeout)
+        finally:
+            self._waiting -= 1
 
     @contextmanager
     def slot(self) -> Iterator[None]:

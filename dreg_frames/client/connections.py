@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import select
 import socket
 import ssl
 import warnings
@@ -54,6 +55,7 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 # Header values that would split the request, and names that are not HTTP tokens.
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
 _BAD_NAME = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+_POLL = getattr(select, "poll", None)  # not on Windows: urllib3's wait_for_read picks select there
 
 
 # Header lines already checked, keyed by (name, value): a crawl sends the same few thousands of
@@ -163,7 +165,11 @@ class Connection:
         if sock is None:
             return True
         try:
-            return wait_for_read(sock, timeout=0.0)
+            if _POLL is None:
+                return wait_for_read(sock, timeout=0.0)
+            poller = _POLL()  # what urllib3's wait_for_read does, without its dispatch per call
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
 

@@ -92,13 +92,15 @@ class _Watchdog:
     _IDLE = 10.0
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        # add/remove take the plain lock (a Condition's own __enter__ is Python code, twice a request)
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._active: set[Deadline] = set()
         self._wake_by = math.inf  # when the thread looks again by itself (inf: only when told)
         self._thread: threading.Thread | None = None
 
     def add(self, deadline: Deadline) -> None:
-        with self._cond:
+        with self._lock:
             self._active.add(deadline)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="dreg-deadlines", daemon=True)
@@ -108,7 +110,7 @@ class _Watchdog:
                 self._cond.notify()
 
     def remove(self, deadline: Deadline) -> None:
-        with self._cond:
+        with self._lock:
             self._active.discard(deadline)
 
     def _run(self) -> None:

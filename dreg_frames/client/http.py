@@ -512,9 +512,11 @@ class Transport:
         idempotent reads, and urllib3 only retries failures before the answer starts. All of it
         runs within one request deadline.
         """
+        url = self.url(path)
         with self.bounded(what):
             for attempt in range(3):
-                response = self.request("GET", path, what=what, headers=headers, params=params, stream=True)
+                # request(stream=True) without its own bound, which would only find this one
+                response = self._answered("GET", url, what, (200,), headers, params, None, True)
                 try:
                     return read_body(response, cap, what=what, kind=kind), response
                 except BrokenBody as exc:

@@ -190,8 +190,10 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
             out[column] = _parse_created(out[column])
         elif dtype == _CAT:
             if not isinstance(out[column].dtype, pd.CategoricalDtype):
-                # Inferred categories are sorted, so sorting on codes is sorting on values.
-                out[column] = out[column].astype(object).where(out[column].notna(), None).astype(_CAT)
+                # Inferred categories are sorted, so sorting on codes is sorting on values. Built
+                # from plain objects (missing as None): casting pandas 3's strings costs more.
+                values = out[column].to_numpy(dtype=object, na_value=None)
+                out[column] = pd.Categorical(values)
         elif dtype is not None:
             out[column] = out[column].astype(dtype)
     return out
