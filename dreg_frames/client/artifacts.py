@@ -114,7 +114,8 @@ def kind_of(manifest: Manifest, *, tag: str | None = None, descriptor: Descripto
         return "attestation"
     config_type = manifest.config.media_type
     artifact_type = manifest.artifact_type or ""
-    types = {artifact_type, config_type, *(layer.media_type for layer in manifest.layers)}
+    types = {artifact_type, config_type}
+    types.update([layer.media_type for layer in manifest.layers])
     if config_type == HELM_CONFIG or artifact_type == HELM_CONFIG:
         return "helm-chart"
     if NOTARY_SIGNATURE in types or types & COSIGN_SIGNATURE_TYPES:
@@ -122,9 +123,11 @@ def kind_of(manifest: Manifest, *, tag: str | None = None, descriptor: Descripto
     cosign = cosign_subject(tag) if tag else None
     if cosign is not None:
         return cosign[1]
-    if types & ATTESTATION_TYPES or any("in-toto" in t for t in types):
+    # (no needle holds a space, so a match in the joined text is a match within one type)
+    joined = " ".join(types)
+    if types & ATTESTATION_TYPES or "in-toto" in joined:
         return "attestation"
-    if types & SBOM_TYPES or any("spdx" in t or "cyclonedx" in t for t in types):
+    if types & SBOM_TYPES or "spdx" in joined or "cyclonedx" in joined:
         return "sbom"
     if artifact_type or (config_type and config_type not in IMAGE_CONFIG_TYPES):
         return "artifact"

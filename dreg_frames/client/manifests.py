@@ -307,7 +307,10 @@ def _opt_str(obj: Mapping[str, Any], key: str, where: str) -> str | None:
 
 
 def _annotations(obj: Mapping[str, Any], where: str) -> dict[str, str]:
-    return {str(k): str(v) for k, v in _obj(_get(obj, "annotations", {}), f"{where} annotations").items()}
+    annotations = obj.get("annotations")
+    if annotations is None:  # (most manifests have none)
+        return {}
+    return {str(k): str(v) for k, v in _obj(annotations, f"{where} annotations").items()}
 
 
 def _sniff_media_type(data: Mapping[str, Any], content_type: str | None) -> str:

@@ -136,7 +136,9 @@ class Repository:
         # with its own algorithm (schema1: the signed payload, as Distribution digests it).
         signed = schema1_payload(body) if _is_schema1(content_type) else body
         # Usually the header repeats the digest asked for: the body is hashed once per claim.
-        claims = dict.fromkeys(c for c in ((reference, served) if by_digest else (served,)) if c is not None)
+        claims = [reference] if by_digest else []
+        if served is not None and served not in claims:
+            claims.append(served)
         for claimed in claims:
             actual = digest_of(signed, check_digest(claimed))
             if actual != claimed:
