@@ -10,7 +10,8 @@ registry across a network answers as fast with 32 requests in flight as with 4, 
 the work; a registry whose CPU is saturated answers each later as more are sent, and growth stops.
 Before the first sign of trouble it doubles each round (a round is as many answers as the
 limit); afterwards it tries a quarter more now and then and, once more brought nothing, a fifth
-fewer, kept while they answer as much (never below the start); after a 429, it creeps up by one.
+fewer, kept while they answer within the noise of as much (never below the start); after a 429, it
+creeps up by one.
 It backs off multiplicatively (to 70%) on 429 and 503, once per round trip (answers to requests
 sent before the last backoff do not count again), and on rate-limit headers:
 ``RateLimit-Remaining`` (or ``X-RateLimit-Remaining``) under the limit brings the limit down to it,
@@ -345,9 +346,13 @@ class Limiter:
                     return
                 self._hold_next = max(_HOLD_ROUNDS, self._hold_next // 2)
             else:
-                # Fewer slots are kept unless they lost more than a quarter of their proportional
-                # share: latency-bound, a fifth fewer slots lose a fifth of the answers.
-                if capacity < before_capacity * (1 - _GAIN * (1 - self.limit / before)):
+                # Fewer slots are kept unless they lost more than the noise (or a quarter of their
+                # proportional share, were that more): latency-bound, a fifth fewer slots lose a
+                # fifth of the answers; saturated, a loss within the noise is no loss.
+                proportional = 1 - self.limit / before
+                if capacity < before_capacity * (
+                    1 - max(_GAIN * proportional, min(_NOISE, proportional / 2))
+                ):
                     self._fruitless(down_next=False)
                     lost = f"{capacity:.0f}/s at {self.limit}, {before_capacity:.0f}/s at {before}"
                     self._set(before, "increase", f"{lost}: fewer lose answers")
