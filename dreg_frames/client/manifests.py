@@ -107,18 +107,13 @@ class Descriptor:
             # A lie (no blob is this big), and the sum of a manifest's sizes would overflow int64.
             raise ManifestError(f"{where}: 'size' {size} is over the {MAX_BLOB_SIZE}-byte (128 TiB) bound")
         platform = obj.get("platform")
-        annotations = obj.get("annotations")
         # (the optional parts are read only when present: a manifest is mostly plain layers)
         return cls(
             media_type=_opt_str(obj, "mediaType", where) or "",
             digest=digest,
             size=size,
             platform=Platform.from_json(platform) if platform is not None else None,
-            annotations=(
-                {}
-                if annotations is None
-                else {str(k): str(v) for k, v in _obj(annotations, f"{where} annotations").items()}
-            ),
+            annotations=_annotations(obj, where),
             urls=tuple(str(u) for u in _list(obj["urls"], f"{where} urls")) if "urls" in obj else (),
             artifact_type=_opt_str(obj, "artifactType", where) if "artifactType" in obj else None,
         )
